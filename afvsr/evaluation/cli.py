@@ -1,0 +1,153 @@
+"""Evaluate a model on a dataset: PSNR and SSIM (RGB and Y), per clip and the mean over clips.
+
+Every frame of every clip is upscaled and scored on uint8-rounded output; metrics are averaged
+per clip, then over clips. One line per clip goes to stdout, then, as the last line:
+
+  mean psnr_rgb=NN.NN ssim_rgb=0.NNNN psnr_y=NN.NN ssim_y=0.NNNN (C clips, F frames)
+
+examples:
+  afvsr eval --data REDS4
+  afvsr eval --model basicvsr-small --data shared:val --window 5 --out results/basicvsr5.json
+  afvsr eval --model runs/fusion/model.safetensors --data vimeo:test --mode window
+  afvsr eval --model bicubic --data path/to/sequences --save-frames out/bicubic
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--model",
+        metavar="NAME|CKPT|bicubic",
+        help="a shipped model name, a .safetensors checkpoint, or 'bicubic' "
+        "(default: the package's best shipped model)",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DATASET[:SPLIT]|DIR",
+        help="a named dataset with its split (REDS4, REDSval4, vimeo:test, shared:val) or a "
+        "folder of sequences (GT frames only; LR made by the BI degradation)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("window", "sequence"),
+        help="fusion model only: 'window' rebuilds each frame from its groups as in training, "
+        "'sequence' propagates once per rate over the whole clip (default: sequence)",
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        metavar="N",
+        help="BasicVSR/IconVSR only: rebuild each frame from the N frames centred on it alone "
+        "(odd N; near the clip's ends the window is mirrored: frame -1 is frame 1). "
+        "Default: the whole clip at once",
+    )
+    parser.add_argument(
+        "--out", metavar="FILE.json", help="write results as JSON here and as CSV beside it"
+    )
+    parser.add_argument(
+        "--save-frames", metavar="DIR", help="write every output frame as DIR/<clip>/NNNNNNNN.png"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda when available)"
+    )
+    parser.add_argument(
+        "--border",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="pixels cropped from each side before scoring (default 0)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        metavar="N",
+        help="score only the first N frames of each clip (quick checks; not a reported number)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        choices=(2, 3, 4),
+        help="upscaling factor of the data (default: the model's; 4 for bicubic); a model of "
+        "another scale is an error",
+    )
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here (use --device cpu)")
+    return device
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"vimeo:test"`` → ``("vimeo", "test")``; an existing folder or ``"REDS4"`` → no split."""
+    if Path(spec).exists() or ":" not in spec:
+        return spec, None
+    name, split = spec.rsplit(":", 1)
+    return name, split
+
+
+def run(args: argparse.Namespace) -> int:
+    from afvsr.checkpoint import default_model_name, load_model
+    from afvsr.data import open_eval_dataset
+    from afvsr.errors import AfvsrError
+    from afvsr.evaluation.evaluate import evaluate, format_metrics, write_results
+
+    def progress(msg: str) -> None:
+        print(f"afvsr eval: {msg}", file=sys.stderr, flush=True)
+
+    if args.out is not None and not Path(args.out).parent.is_dir():
+        raise FileNotFoundError(f"--out: folder {Path(args.out).parent} does not exist")
+    device = resolve_device(args.device)
+    source = args.model or default_model_name()
+    model = load_model(source, map_location=device, scale=args.scale or 4)
+    if args.scale is not None and model.scale != args.scale:
+        raise AfvsrError(f"model '{source}' upscales x{model.scale} but --scale is {args.scale}")
+    dataset = open_eval_dataset(args.data, scale=model.scale)
+    progress(
+        f"{source} ({type(model).__name__}, x{model.scale}) on {args.data}: "
+        f"{len(dataset)} clips, device {device}"
+    )
+
+    def print_clip(clip: dict) -> None:
+        print(
+            f"{clip['key']} {format_metrics(clip)} "
+            f"({clip['num_frames']} frames, {clip['ms_per_frame']:.1f} ms/frame)",
+            flush=True,
+        )
+
+    results = evaluate(
+        model,
+        dataset,
+        mode=args.mode,
+        window=args.window,
+        border=args.border,
+        max_frames=args.max_frames,
+        save_frames_dir=args.save_frames,
+        progress=progress,
+        on_clip=print_clip,
+    )
+    name, split = split_spec(args.data)
+    results["model"]["source"] = str(source)
+    results["dataset"].update(
+        spec=args.data, name=getattr(dataset, "name", None) or name, split=split
+    )
+    if args.out is not None:
+        json_path, csv_path = write_results(results, args.out)
+        progress(f"wrote {json_path} and {csv_path}")
+    ds = results["dataset"]
+    print(
+        f"mean {format_metrics(results['mean'])} ({ds['num_clips']} clips, {ds['num_frames']} frames)"
+    )
+    return 0

@@ -1,0 +1,139 @@
+"""Print (markdown) and write (CSV) the comparison table from `afvsr eval` results files.
+
+Columns: Method | Modality | Params (M) | PSNR | SSIM | ms/frame, one row per results file, in the
+order of the method's table: Bicubic; BasicVSR with a 5-, 7- and 11-frame window and on the full
+sequence; IconVSR with a 5-frame window; the method single-head, multi-head and with rates
+(1, 3, 5). Row names come from each file's model name, kwargs, --window and --mode.
+PSNR/SSIM are the means over clips, on RGB or on Y (--channel; default: Y for Vimeo-90K and
+Vid4, RGB otherwise). All files must come from the same dataset.
+
+examples:
+  afvsr table results/*.json
+  afvsr table bicubic.json basicvsr5.json fusion.json --out table.csv --channel y
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("Method", "Modality", "Params (M)", "PSNR", "SSIM", "ms/frame")
+DEFAULT_RATES = (1, 2, 3)
+METHOD = "AFVSR"  # the method this package implements (attention-based fusion VSR)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("results", nargs="+", metavar="RESULTS", help="results JSON files")
+    parser.add_argument(
+        "--out", default="table.csv", metavar="FILE.csv", help="CSV written here (table.csv)"
+    )
+    parser.add_argument(
+        "--channel",
+        choices=("auto", "rgb", "y"),
+        default="auto",
+        help="metrics on RGB or on Y (default auto: Y for Vimeo-90K/Vid4, RGB otherwise)",
+    )
+
+
+def _rates(kwargs: dict) -> tuple[int, ...]:
+    return tuple(kwargs.get("rates", DEFAULT_RATES))
+
+
+def describe(results: dict[str, Any]) -> tuple[str, str, tuple]:
+    """``(row name, modality, sort key)`` of one results dict."""
+    model = results["model"]
+    name, kwargs = model["name"], model.get("kwargs") or {}
+    window, mode = results.get("window"), results.get("mode")
+    if name == "bicubic":
+        return "Bicubic", "single frame", (0,)
+    if name in ("basicvsr", "iconvsr"):
+        label = {"basicvsr": "BasicVSR", "iconvsr": "IconVSR"}[name]
+        rank = 1 if name == "basicvsr" else 2
+        if window is None:
+            return f"{label} (full sequence)", "recurrent, full sequence", (rank, float("inf"))
+        return f"{label} ({window} frames)", f"recurrent, {window}-frame window", (rank, window)
+    if name == "fusion":
+        heads = int(kwargs.get("num_heads", 1))
+        rates = _rates(kwargs)
+        label = f"{METHOD} single-head" if heads == 1 else f"{METHOD} multi-head ({heads} heads)"
+        if rates != DEFAULT_RATES:
+            label += f", rates ({','.join(map(str, rates))})"
+        modality = (
+            f"{len(rates)} rate groups ({','.join(map(str, rates))}) x "
+            f"{kwargs.get('window', 5)} frames, {mode or 'sequence'} mode"
+        )
+        return label, modality, (3, rates != DEFAULT_RATES, heads, rates, mode or "")
+    return name, "", (9, name)
+
+
+def pick_channel(channel: str, dataset_name: str | None) -> str:
+    if channel != "auto":
+        return channel
+    lowered = (dataset_name or "").lower()
+    return "y" if ("vimeo" in lowered or "vid4" in lowered) else "rgb"
+
+
+def build_rows(all_results: list[dict[str, Any]], channel: str) -> list[dict[str, str]]:
+    """One formatted row per results dict, sorted as in the method's table."""
+    rows = []
+    for results in all_results:
+        method, modality, key = describe(results)
+        mean = results["mean"]
+        rows.append(
+            (
+                key,
+                {
+                    "Method": method,
+                    "Modality": modality,
+                    "Params (M)": f"{results['model']['params'] / 1e6:.2f}",
+                    "PSNR": f"{mean[f'psnr_{channel}']:.2f}",
+                    "SSIM": f"{mean[f'ssim_{channel}']:.4f}",
+                    "ms/frame": f"{mean['ms_per_frame']:.1f}",
+                },
+            )
+        )
+    rows.sort(key=lambda r: r[0])
+    return [row for _, row in rows]
+
+
+def markdown(rows: list[dict[str, str]]) -> str:
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---:|" * (len(COLUMNS) - 2),
+    ]
+    lines += ["| " + " | ".join(row[c] for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from afvsr.errors import AfvsrError
+    from afvsr.evaluation.evaluate import load_results
+    from afvsr.io_utils import atomic_path
+
+    all_results = [load_results(p) for p in args.results]
+    datasets = sorted({str(r["dataset"].get("name")) for r in all_results})
+    if len(datasets) > 1:
+        raise AfvsrError(
+            f"results come from different datasets ({', '.join(datasets)}); one table compares "
+            "methods on one dataset"
+        )
+    channel = pick_channel(args.channel, datasets[0])
+    rows = build_rows(all_results, channel)
+    devices = sorted({str(r.get("device")) for r in all_results})
+    num_clips = sorted({r["dataset"]["num_clips"] for r in all_results})
+    print(
+        f"{datasets[0]} ({'/'.join(map(str, num_clips))} clips): mean PSNR (dB) / SSIM over clips "
+        f"on {channel.upper() if channel == 'y' else 'RGB'}; ms/frame on {', '.join(devices)}\n"
+    )
+    print(markdown(rows))
+    out = Path(args.out)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"afvsr table: wrote {out}", file=sys.stderr)
+    return 0

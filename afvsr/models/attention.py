@@ -1,0 +1,121 @@
+"""Inter-group attention: fuse the reference-frame features of G frame-rate groups into one.
+
+Provenance: the method's attention module ("Attention-based Fusion for Video Super-Resolution"):
+per group a conv3x3 scores every channel and pixel, a softmax over the group axis turns the scores
+into weights, the weighted features are stacked on a group axis and fused by a 3-D dense block
+(collapsing the groups) and a 2-D dense block. All convs are followed by LeakyReLU(0.1).
+Differs: per-group convs are run as one grouped convolution (same weights and count, one call);
+for G != 3 groups the collapsing 3-D conv has a depth kernel of G (for G = 3 it is the paper's
+3x3x3 with padding (0, 1, 1)).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+AttentionMaps = dict[str, Tensor]
+
+
+def _lrelu() -> nn.LeakyReLU:
+    return nn.LeakyReLU(0.1, inplace=True)
+
+
+class DenseFusion(nn.Module):
+    """The two dense blocks after the attention weighting.
+
+    3-D: ``Y = conv3d(X)`` (3x3x3, pad 1), ``Z = conv3d([X; Y])`` (Gx3x3, pad (0,1,1)) which
+    collapses the group axis to 1; 2-D: ``U = conv(Z)``, ``out = conv([Z; U])``.
+    """
+
+    def __init__(self, *, mid_channels: int, num_groups: int) -> None:
+        super().__init__()
+        c = mid_channels
+        self.conv3d_1 = nn.Conv3d(c, c, 3, 1, 1)
+        self.conv3d_2 = nn.Conv3d(2 * c, c, (num_groups, 3, 3), 1, (0, 1, 1))
+        self.conv2d_1 = nn.Conv2d(c, c, 3, 1, 1)
+        self.conv2d_2 = nn.Conv2d(2 * c, c, 3, 1, 1)
+        self.lrelu = _lrelu()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (n, c, G, h, w)`` → ``(n, c, h, w)``."""
+        y = self.lrelu(self.conv3d_1(x))
+        z = self.lrelu(self.conv3d_2(torch.cat([x, y], dim=1))).squeeze(2)  # (n, c, h, w)
+        u = self.lrelu(self.conv2d_1(z))
+        return self.lrelu(self.conv2d_2(torch.cat([z, u], dim=1)))
+
+
+def group_softmax_weighting(
+    scorer: nn.Conv2d, feats: Tensor, lrelu: nn.Module
+) -> tuple[Tensor, Tensor]:
+    """Score each group's features with its own conv and weight them by a softmax over groups.
+
+    Args:
+        scorer: a grouped conv with ``groups = heads*G`` mapping ``heads*G*c`` channels to as many
+            (one conv3x3 per head and group, own weights).
+        feats: ``(n, heads, G, c, h, w)`` each head's view of the G groups' features.
+
+    Returns:
+        ``weighted (n, heads, G, c, h, w)`` = ``M ⊙ feats`` and ``M`` of the same shape, where
+        ``M = softmax over G of lrelu(scorer(feats))`` per head, channel and pixel.
+    """
+    n, nh, g, c, h, w = feats.shape
+    scores = lrelu(scorer(feats.reshape(n, nh * g * c, h, w))).view(n, nh, g, c, h, w)
+    attn = torch.softmax(scores, dim=2)  # subtracts the max internally: numerically stable
+    return attn * feats, attn
+
+
+class SingleHeadAttentionFusion(nn.Module):
+    """``x (n, G, c, h, w)`` → ``(n, c, h, w)``; 553,408 parameters at c = 64, G = 3."""
+
+    def __init__(self, *, mid_channels: int, num_groups: int) -> None:
+        super().__init__()
+        c, g = mid_channels, num_groups
+        self.num_groups = g
+        self.scorer = nn.Conv2d(g * c, g * c, 3, 1, 1, groups=g)  # conv3x3_g per group
+        self.fusion = DenseFusion(mid_channels=c, num_groups=g)
+        self.lrelu = _lrelu()
+
+    def forward(self, x: Tensor, *, return_attention: bool = False) -> tuple[Tensor, AttentionMaps]:
+        """``x (n, G, c, h, w)`` → ``out (n, c, h, w)`` and maps (each ``(n, 1, G, c, h, w)``) if asked."""
+        weighted, attn = group_softmax_weighting(self.scorer, x[:, None], self.lrelu)
+        out = self.fusion(weighted[:, 0].transpose(1, 2))  # (n, c, G, h, w) → (n, c, h, w)
+        maps: AttentionMaps = {}
+        if return_attention:
+            maps = {"projection": x[:, None], "attention": attn, "output": weighted}
+        return out, maps
+
+
+class MultiHeadAttentionFusion(nn.Module):
+    """Multi-head variant: ``x (n, G, c, h, w)`` → ``(n, c, h, w)``.
+
+    Per head h a projection ``P_h`` (conv3x3 + LeakyReLU, shared by the groups), then the
+    single-head weighting on ``P_h x_g`` with the head's own per-group convs; heads are concatenated
+    per group and combined by a 3-D conv (3x3x3, heads*c → c, group axis kept), then the same
+    dense blocks. 1,475,904 parameters at c = 64, G = 3, 4 heads.
+    """
+
+    def __init__(self, *, mid_channels: int, num_groups: int, num_heads: int) -> None:
+        super().__init__()
+        c, g, nh = mid_channels, num_groups, num_heads
+        self.num_groups, self.num_heads = g, nh
+        self.projection = nn.Conv2d(c, nh * c, 3, 1, 1)  # the heads' P_h as one conv
+        self.scorer = nn.Conv2d(nh * g * c, nh * g * c, 3, 1, 1, groups=nh * g)
+        self.combine = nn.Conv3d(nh * c, c, 3, 1, 1)
+        self.fusion = DenseFusion(mid_channels=c, num_groups=g)
+        self.lrelu = _lrelu()
+
+    def forward(self, x: Tensor, *, return_attention: bool = False) -> tuple[Tensor, AttentionMaps]:
+        """``x (n, G, c, h, w)`` → ``out (n, c, h, w)`` and maps (each ``(n, heads, G, c, h, w)``)."""
+        n, g, c, h, w = x.shape
+        nh = self.num_heads
+        proj = self.lrelu(self.projection(x.reshape(n * g, c, h, w)))  # (n*G, nh*c, h, w)
+        proj = proj.view(n, g, nh, c, h, w).transpose(1, 2)  # (n, nh, G, c, h, w)
+        weighted, attn = group_softmax_weighting(self.scorer, proj, self.lrelu)
+        # Heads concatenated per group: (n, nh*c, G, h, w), channel index = head*c + channel.
+        stacked = weighted.permute(0, 1, 3, 2, 4, 5).reshape(n, nh * c, g, h, w)
+        out = self.fusion(self.lrelu(self.combine(stacked)))
+        maps: AttentionMaps = {}
+        if return_attention:
+            maps = {"projection": proj, "attention": attn, "output": weighted}
+        return out, maps

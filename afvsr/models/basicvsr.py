@@ -1,0 +1,163 @@
+"""BasicVSR: bidirectional recurrent propagation with flow-based feature alignment.
+
+Provenance: Chan et al., "BasicVSR: The Search for Essential Components in Video
+Super-Resolution and Beyond", CVPR 2021, Sec. 3.1 and Fig. 3: SPyNet flow, backward and forward
+branches of residual blocks fed with [LR frame, flow-warped hidden state], a 1x1 conv fusing both
+directions, pixel-shuffle upsampling and a bicubic residual. Differs: scale 2 and 3 are supported
+(one shuffle stage of ×2 or ×3), and reconstruction runs a few frames at a time after propagation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from afvsr.models.common import (
+    Reconstruction,
+    ResidualBlocksWithInputConv,
+    check_lq,
+    check_scale,
+    flow_warp,
+    reconstruct_frames,
+)
+from afvsr.models.spynet import SPyNet
+
+
+def compute_flows(spynet: SPyNet, lq: Tensor, *, only: int | None = None) -> tuple[Tensor, Tensor]:
+    """Flows between neighbouring frames, all pairs in one batched SPyNet call.
+
+    Args:
+        lq: ``(b, t, 3, h, w)`` with t >= 2.
+        only: if given, compute only the flows that propagation to frame ``only`` needs
+            (backward pairs ``only..t-2``, forward pairs ``0..only-1``: half of them); the
+            others are left zero.
+
+    Returns:
+        ``flows_backward (b, t-1, 2, h, w)``: entry i is the flow from frame i to frame i+1, used to
+        warp frame i+1's state onto frame i (backward branch);
+        ``flows_forward (b, t-1, 2, h, w)``: entry i is the flow from frame i+1 to frame i, used to
+        warp frame i's state onto frame i+1 (forward branch).
+    """
+    b, t, c, h, w = lq.shape
+    if only is None:
+        first = lq[:, :-1].reshape(-1, c, h, w)  # frames 0..t-2, (b*(t-1), 3, h, w)
+        second = lq[:, 1:].reshape(-1, c, h, w)  # frames 1..t-1
+        # One call for both directions: twice the batch, no Python loop over frames.
+        flows = spynet(torch.cat([first, second]), torch.cat([second, first]))
+        flows_backward, flows_forward = flows.view(2, b, t - 1, 2, h, w).unbind(0)
+        return flows_backward, flows_forward
+    nb, nf = t - 1 - only, only  # pairs needed by each branch
+    ref = torch.cat([lq[:, only:-1], lq[:, 1 : only + 1]], dim=1).reshape(-1, c, h, w)
+    supp = torch.cat([lq[:, only + 1 :], lq[:, :only]], dim=1).reshape(-1, c, h, w)
+    flows = spynet(ref, supp).view(b, nb + nf, 2, h, w)
+    flows_backward = lq.new_zeros(b, t - 1, 2, h, w)
+    flows_forward = lq.new_zeros(b, t - 1, 2, h, w)
+    flows_backward[:, only:] = flows[:, :nb]
+    flows_forward[:, :only] = flows[:, nb:]
+    return flows_backward, flows_forward
+
+
+class BidirectionalPropagation(nn.Module):
+    """Backward then forward recurrent branches and the 1x1 conv that fuses them.
+
+    Each branch is ``ResidualBlocksWithInputConv(3 + mid_channels → mid_channels)`` applied to
+    [LR frame i, hidden state warped onto frame i].
+    """
+
+    def __init__(self, *, mid_channels: int, num_blocks: int) -> None:
+        super().__init__()
+        self.mid_channels = mid_channels
+        self.backward_branch = ResidualBlocksWithInputConv(
+            in_channels=mid_channels + 3, mid_channels=mid_channels, num_blocks=num_blocks
+        )
+        self.forward_branch = ResidualBlocksWithInputConv(
+            in_channels=mid_channels + 3, mid_channels=mid_channels, num_blocks=num_blocks
+        )
+        self.fusion = nn.Conv2d(2 * mid_channels, mid_channels, 1, 1, 0)
+        self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(
+        self, lq: Tensor, flows_backward: Tensor, flows_forward: Tensor, *, only: int | None = None
+    ) -> Tensor:
+        """Propagate over a clip.
+
+        Args:
+            lq: ``(b, t, 3, h, w)``.
+            flows_backward, flows_forward: ``(b, t-1, 2, h, w)`` as from :func:`compute_flows`.
+            only: if given, run each branch only as far as frame ``only`` and return its features.
+
+        Returns:
+            ``(b, t, mid_channels, h, w)`` fused features (after LeakyReLU) of every frame, or
+            ``(b, mid_channels, h, w)`` of frame ``only``.
+        """
+        b, t, _, h, w = lq.shape
+        last = 0 if only is None else only
+        state = lq.new_zeros(b, self.mid_channels, h, w)
+        backward_feats: list[Tensor] = [state] * t
+        for i in range(t - 1, last - 1, -1):
+            if i < t - 1:
+                state = flow_warp(state, flows_backward[:, i])  # state of i+1 onto frame i
+            state = self.backward_branch(torch.cat([lq[:, i], state], dim=1))
+            backward_feats[i] = state
+
+        state = lq.new_zeros(b, self.mid_channels, h, w)
+        fused: list[Tensor] = []
+        for i in range(t if only is None else only + 1):
+            if i > 0:
+                state = flow_warp(state, flows_forward[:, i - 1])  # state of i-1 onto frame i
+            state = self.forward_branch(torch.cat([lq[:, i], state], dim=1))
+            if only is None or i == only:
+                fused.append(self.lrelu(self.fusion(torch.cat([backward_feats[i], state], dim=1))))
+        if only is not None:
+            return fused[0]
+        return torch.stack(fused, dim=1)  # (b, t, mid_channels, h, w)
+
+
+def propagate(
+    spynet: SPyNet, propagation: BidirectionalPropagation, lq: Tensor, *, only: int | None = None
+) -> Tensor:
+    """Flows then bidirectional propagation; see :meth:`BidirectionalPropagation.forward`."""
+    check_lq(lq)
+    t = lq.shape[1]
+    if only is not None and not 0 <= only < t:
+        raise ValueError(f"expected a frame index in [0, {t}), got only={only}")
+    if t == 1:
+        empty = lq.new_zeros(lq.shape[0], 0, 2, *lq.shape[-2:])
+        return propagation(lq, empty, empty, only=only)
+    return propagation(lq, *compute_flows(spynet, lq, only=only), only=only)
+
+
+class BasicVSR(nn.Module):
+    """BasicVSR: ``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)``; 6,291,311 parameters at default size."""
+
+    def __init__(
+        self,
+        *,
+        mid_channels: int = 64,
+        num_blocks: int = 30,
+        scale: int = 4,
+        spynet: SPyNet | None = None,
+    ) -> None:
+        super().__init__()
+        if mid_channels < 1 or num_blocks < 0:
+            raise ValueError(
+                f"expected mid_channels >= 1 and num_blocks >= 0, got {mid_channels}, {num_blocks}"
+            )
+        self.kwargs = {"mid_channels": mid_channels, "num_blocks": num_blocks, "scale": scale}
+        self.scale = check_scale(scale)
+        self.spynet = spynet if spynet is not None else SPyNet()
+        self.propagation = BidirectionalPropagation(
+            mid_channels=mid_channels, num_blocks=num_blocks
+        )
+        self.reconstruction = Reconstruction(mid_channels=mid_channels, scale=scale)
+
+    def propagate(self, lq: Tensor, *, only: int | None = None) -> Tensor:
+        """``lq (b, t, 3, h, w)`` → fused LR features ``(b, t, mid_channels, h, w)``.
+
+        With ``only=i``, the features of frame i alone, ``(b, mid_channels, h, w)``, at half the cost.
+        """
+        return propagate(self.spynet, self.propagation, lq, only=only)
+
+    def forward(self, lq: Tensor) -> Tensor:
+        """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)``, every frame."""
+        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq)

@@ -1,0 +1,209 @@
+"""AttentionFusionVSR: BasicVSR over several frame-rate groups, fused by inter-group attention.
+
+Provenance: "Attention-based Fusion for Video Super-Resolution" (the method this package is
+named after): for a reference frame t, G groups see the same frame with temporal strides
+``rates`` (e.g. 1, 2, 3): group g holds frames ``t + rates[g]*k, k = -W//2..W//2``. One shared
+BasicVSR backbone (SPyNet + bidirectional propagation + its 1x1 fusion conv) yields each group's
+feature at the reference position; the attention module fuses them; BasicVSR's own
+reconstruction (pixel-shuffle upsampling, conv_hr, conv_last, bicubic residual) rebuilds the frame.
+Differs: adds a `sequence` inference mode (propagate once per rate and phase over the whole
+clip), and group indices past the clip's ends are mirrored (documented in ``group_indices``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from afvsr.models.attention import (
+    AttentionMaps,
+    MultiHeadAttentionFusion,
+    SingleHeadAttentionFusion,
+)
+from afvsr.models.basicvsr import BidirectionalPropagation, propagate
+from afvsr.models.common import Reconstruction, check_lq, check_scale, reconstruct_frames
+from afvsr.models.spynet import SPyNet
+
+MODES = ("window", "sequence")
+
+
+def mirror_index(i: int, num_frames: int) -> int:
+    """Reflect index ``i`` into ``[0, num_frames)`` without repeating the edge frame.
+
+    ``-1 → 1``, ``-2 → 2``, ``num_frames → num_frames - 2``; repeated for indices further out
+    (period ``2*(num_frames-1)``), and always 0 for a one-frame clip.
+    """
+    if num_frames == 1:
+        return 0
+    period = 2 * (num_frames - 1)
+    i = i % period
+    return i if i < num_frames else period - i
+
+
+def group_indices(
+    t: int, num_frames: int, *, rates: tuple[int, ...], window: int
+) -> list[list[int]]:
+    """Frame indices of every group for reference frame ``t`` of a ``num_frames`` clip.
+
+    Group g is ``[mirror(t + rates[g]*k) for k in -W//2..W//2]``; its middle entry is ``t``.
+    """
+    half = window // 2
+    return [[mirror_index(t + r * k, num_frames) for k in range(-half, half + 1)] for r in rates]
+
+
+def check_fusion_args(rates: tuple[int, ...], window: int, num_heads: int) -> tuple[int, ...]:
+    rates = tuple(rates)
+    if len(rates) == 0 or not all(isinstance(r, int) and r >= 1 for r in rates):
+        raise ValueError(f"expected a non-empty list of positive integer rates, got {rates!r}")
+    if not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"expected an odd window (number of frames per group), got {window!r}")
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"expected num_heads >= 1, got {num_heads!r}")
+    return rates
+
+
+class AttentionFusionVSR(nn.Module):
+    """The method: ``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)``.
+
+    Default sizes: single-head (``num_heads=1``) 6,844,719 parameters; 4 heads 7,767,215.
+    Submodule names match BasicVSR's (``spynet``, ``propagation``, ``reconstruction``), so a
+    trained BasicVSR state dict warm-starts them; ``attention`` is the method's own module.
+    """
+
+    def __init__(
+        self,
+        *,
+        mid_channels: int = 64,
+        num_blocks: int = 30,
+        scale: int = 4,
+        rates: tuple[int, ...] | list[int] = (1, 2, 3),
+        window: int = 5,
+        num_heads: int = 1,
+        spynet: SPyNet | None = None,
+    ) -> None:
+        super().__init__()
+        rates = check_fusion_args(rates, window, num_heads)
+        self.kwargs = {
+            "mid_channels": mid_channels,
+            "num_blocks": num_blocks,
+            "scale": scale,
+            "rates": list(rates),
+            "window": window,
+            "num_heads": num_heads,
+        }
+        self.scale = check_scale(scale)
+        self.rates, self.window, self.num_heads = rates, window, num_heads
+        self.spynet = spynet if spynet is not None else SPyNet()
+        self.propagation = BidirectionalPropagation(
+            mid_channels=mid_channels, num_blocks=num_blocks
+        )
+        if num_heads == 1:
+            self.attention: nn.Module = SingleHeadAttentionFusion(
+                mid_channels=mid_channels, num_groups=len(rates)
+            )
+        else:
+            self.attention = MultiHeadAttentionFusion(
+                mid_channels=mid_channels, num_groups=len(rates), num_heads=num_heads
+            )
+        self.reconstruction = Reconstruction(mid_channels=mid_channels, scale=scale)
+
+    def group_indices(self, t: int, num_frames: int) -> list[list[int]]:
+        """Indices ``[G][W]`` of the groups around reference frame ``t`` (mirrored at the ends)."""
+        return group_indices(t, num_frames, rates=self.rates, window=self.window)
+
+    def forward_groups(
+        self, lq_groups: Tensor, *, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, AttentionMaps]:
+        """Rebuild the reference frame from its frame-rate groups (what training calls).
+
+        Args:
+            lq_groups: ``(b, G, W, 3, h, w)``; group g holds frames ``t + rates[g]*k``,
+                ``k = -W//2..W//2``, so ``lq_groups[:, g, W//2]`` is the reference frame.
+            return_attention: also return the attention maps (for figures).
+
+        Returns:
+            ``(b, 3, scale*h, scale*w)``, and with ``return_attention`` a dict of
+            ``(b, heads, G, c, h, w)`` tensors: "projection", "attention", "output".
+        """
+        if lq_groups.ndim != 6:
+            raise ValueError(
+                f"expected groups of shape (b, G, W, 3, h, w), got {tuple(lq_groups.shape)}"
+            )
+        b, g, w_, c, h, w = lq_groups.shape
+        if g != len(self.rates) or w_ != self.window:
+            raise ValueError(
+                f"expected {len(self.rates)} groups of {self.window} frames, got {g} of {w_}"
+            )
+        clips = lq_groups.reshape(b * g, w_, c, h, w)
+        feats = propagate(self.spynet, self.propagation, clips, only=w_ // 2)  # (b*G, mid, h, w)
+        fused, maps = self.attention(feats.view(b, g, -1, h, w), return_attention=return_attention)
+        out = self.reconstruction(fused, lq_groups[:, 0, w_ // 2])
+        return (out, maps) if return_attention else out
+
+    def sequence_features(self, lq: Tensor) -> Tensor:
+        """Each group's feature for every frame, propagating once per rate and phase.
+
+        For rate r the clip splits into r phase sub-sequences (frames ≡ p mod r); each is
+        propagated over its whole length, so one rate costs one BasicVSR pass over the clip.
+
+        Args:
+            lq: ``(b, t, 3, h, w)``.
+
+        Returns:
+            ``(b, t, G, mid_channels, h, w)``.
+        """
+        b, t, _, h, w = lq.shape
+        per_rate: dict[int, Tensor] = {}
+        for r in dict.fromkeys(self.rates):  # unique rates, in order
+            feats = None
+            for p in range(min(r, t)):
+                sub = propagate(self.spynet, self.propagation, lq[:, p::r])  # (b, t_p, mid, h, w)
+                if feats is None:
+                    feats = sub.new_empty(b, t, sub.shape[2], h, w)
+                feats[:, p::r] = sub
+            per_rate[r] = feats
+        return torch.stack([per_rate[r] for r in self.rates], dim=2)
+
+    def fuse_and_reconstruct(
+        self, feats: Tensor, lq: Tensor, *, max_pixels: int = 1 << 22
+    ) -> Tensor:
+        """Attention fusion then reconstruction, a few frames at a time.
+
+        Args:
+            feats: ``(b, t, G, mid_channels, h, w)`` group features per frame.
+            lq: ``(b, t, 3, h, w)``.
+
+        Returns:
+            ``(b, t, 3, s*h, s*w)``.
+        """
+        b, t, g, c, h, w = feats.shape
+        flat = feats.reshape(b * t, g, c, h, w)
+        step = max(1, max_pixels // (g * h * w * 4))
+        fused = torch.cat(
+            [self.attention(flat[i : i + step])[0] for i in range(0, b * t, step)], dim=0
+        )
+        return reconstruct_frames(self.reconstruction, fused.view(b, t, c, h, w), lq)
+
+    def forward(self, lq: Tensor, *, mode: str = "sequence") -> Tensor:
+        """Every frame of a clip.
+
+        Args:
+            lq: ``(b, t, 3, h, w)`` in [0, 1].
+            mode: ``"sequence"`` — per rate, propagate over each phase sub-sequence of the whole
+                clip, then fuse per frame (cost ≈ G BasicVSR passes); ``"window"`` — per reference
+                frame, as trained: G groups of W frames (mirrored at the clip's ends).
+
+        Returns:
+            ``(b, t, 3, scale*h, scale*w)``.
+        """
+        check_lq(lq)
+        if mode not in MODES:
+            raise ValueError(f"expected mode in {MODES}, got {mode!r}")
+        if mode == "sequence":
+            return self.fuse_and_reconstruct(self.sequence_features(lq), lq)
+        t = lq.shape[1]
+        outs = []
+        for ref in range(t):
+            idx = torch.tensor(self.group_indices(ref, t), device=lq.device)  # (G, W)
+            outs.append(self.forward_groups(lq[:, idx]))  # lq[:, idx]: (b, G, W, 3, h, w)
+        return torch.stack(outs, dim=1)
