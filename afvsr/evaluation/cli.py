@@ -6,9 +6,9 @@ per clip, then over clips. One line per clip goes to stdout, then, as the last l
   mean psnr_rgb=NN.NN ssim_rgb=0.NNNN psnr_y=NN.NN ssim_y=0.NNNN (C clips, F frames)
 
 examples:
-  afvsr eval --data REDS4
+  afvsr eval --data REDS4 --root ~/data/REDS
   afvsr eval --model basicvsr-small --data shared:val --window 5 --out results/basicvsr5.json
-  afvsr eval --model runs/fusion/model.safetensors --data vimeo:test --mode window
+  afvsr eval --model runs/fusion/model_best.safetensors --data shared:val --mode window
   afvsr eval --model bicubic --data path/to/sequences --save-frames out/bicubic
 """
 
@@ -27,13 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a shipped model name, a .safetensors checkpoint, or 'bicubic' "
         "(default: the package's best shipped model)",
     )
-    parser.add_argument(
-        "--data",
-        required=True,
-        metavar="DATASET[:SPLIT]|DIR",
-        help="a named dataset with its split (REDS4, REDSval4, vimeo:test, shared:val) or a "
-        "folder of sequences (GT frames only; LR made by the BI degradation)",
-    )
+    add_data_arguments(parser)
     parser.add_argument(
         "--mode",
         choices=("window", "sequence"),
@@ -79,6 +73,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --root, --lq, --gt-downscale (shared with `afvsr figures`)."""
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DATASET[:SPLIT]|DIR",
+        help="a named dataset with its split (REDS4, REDSval4, vimeo:test, shared:val) or a "
+        "folder of sequences (GT frames only; LR made by the BI degradation)",
+    )
+    parser.add_argument(
+        "--root",
+        metavar="DIR",
+        help="the folder holding a named dataset (REDS, Vimeo-90K; shared:* finds ../shared/data)",
+    )
+    parser.add_argument(
+        "--lq",
+        choices=("disk", "bi"),
+        help="REDS only: the published LR frames (disk, default) or LR made from GT by BI",
+    )
+    parser.add_argument(
+        "--gt-downscale",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: shrink the ground truth x2 first (JPEG-blocky DAVIS in shared:*, or a folder)",
+    )
+
+
+def open_dataset(args: argparse.Namespace, scale: int):
+    """The evaluation dataset named by --data/--root/--lq/--gt-downscale, at ``scale``."""
+    from afvsr.data import open_eval_dataset
+
+    return open_eval_dataset(
+        args.data, scale=scale, root=args.root, lq=args.lq, gt_downscale=args.gt_downscale
+    )
+
+
 def resolve_device(name: str):
     import torch
 
@@ -100,7 +131,6 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     from afvsr.checkpoint import default_model_name, load_model
-    from afvsr.data import open_eval_dataset
     from afvsr.errors import AfvsrError
     from afvsr.evaluation.evaluate import evaluate, format_metrics, write_results
 
@@ -114,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(source, map_location=device, scale=args.scale or 4)
     if args.scale is not None and model.scale != args.scale:
         raise AfvsrError(f"model '{source}' upscales x{model.scale} but --scale is {args.scale}")
-    dataset = open_eval_dataset(args.data, scale=model.scale)
+    dataset = open_dataset(args, model.scale)
     progress(
         f"{source} ({type(model).__name__}, x{model.scale}) on {args.data}: "
         f"{len(dataset)} clips, device {device}"

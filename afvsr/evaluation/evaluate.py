@@ -95,7 +95,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@torch.inference_mode()
 def upscale_clip(
     model: nn.Module,
     lq: Tensor,
@@ -118,15 +117,16 @@ def upscale_clip(
     """
     kwargs = {} if mode is None else {"mode": mode}
     t = lq.shape[0]
-    if window is None:
-        return model(lq[None], **kwargs)[0].clamp_(0, 1)
-    outs = []
-    for start in range(0, t, window_batch):
-        refs = range(start, min(start + window_batch, t))
-        idx = torch.tensor([window_indices(r, t, window) for r in refs], device=lq.device)
-        clips = lq[idx]  # (n, window, 3, h, w)
-        outs.append(model(clips, **kwargs)[:, window // 2])  # (n, 3, s*h, s*w)
-    return torch.cat(outs, dim=0).clamp_(0, 1)
+    with torch.inference_mode():
+        if window is None:
+            return model(lq[None], **kwargs)[0].clamp(0, 1)
+        outs = []
+        for start in range(0, t, window_batch):
+            refs = range(start, min(start + window_batch, t))
+            idx = torch.tensor([window_indices(r, t, window) for r in refs], device=lq.device)
+            clips = lq[idx]  # (n, window, 3, h, w)
+            outs.append(model(clips, **kwargs)[:, window // 2])  # (n, 3, s*h, s*w)
+        return torch.cat(outs, dim=0).clamp(0, 1)
 
 
 def peak_rss_mb() -> float | None:
@@ -239,7 +239,11 @@ def evaluate(
     clips: list[dict[str, Any]] = []
     try:
         for i in range(len(dataset)):
-            key, lq, gt = _check_clip(dataset[i], i, scale)
+            if max_frames is not None and hasattr(dataset, "load"):
+                sample = dataset.load(i, stop=max_frames)  # ClipDataset: reads only those frames
+            else:
+                sample = dataset[i]
+            key, lq, gt = _check_clip(sample, i, scale)
             if max_frames is not None:
                 lq, gt = lq[:max_frames], gt[:max_frames]
             t = lq.shape[0]

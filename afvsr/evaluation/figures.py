@@ -9,8 +9,8 @@
 
 examples:
   afvsr figures attention --model fusion-multihead-small --data shared:val --clip basketballpass
-  afvsr figures compare --data REDS4 --clip 000 --frame 50 --crop 400,200,160,160
-  afvsr figures curves runs/fusion/log.jsonl --out curves.png
+  afvsr figures compare --data REDS4 --root ~/data/REDS --clip 000 --frame 50 --crop 400,200,160,160
+  afvsr figures curves runs/fusion/metrics.jsonl --out curves.png
 
 Figures are drawn with matplotlib's Agg canvas (no display needed); the PNG's size in pixels is
 the figure size in inches times --dpi, and the file is written atomically.
@@ -29,6 +29,7 @@ from afvsr.errors import AfvsrError
 
 PRETTY = {"bicubic": "Bicubic", "basicvsr": "BasicVSR", "iconvsr": "IconVSR", "fusion": "AFVSR"}
 COMPARE_DEFAULTS = ("bicubic", "basicvsr-small", "fusion-single-small")
+TITLE_IN = 0.3  # inches above a row of panels for their titles
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,8 +97,10 @@ def attention_figure(maps: dict, *, rates, channels: list[int] | None = None, ce
         cell: inches per panel.
 
     Returns:
-        A Figure of ``(3 · len(channels)) × (heads · G)`` panels, ``cell`` inches each: rows are
-        (head, group), columns projection / attention / output per channel.
+        A Figure of ``(3 · len(channels)) × (heads · G)`` panels: rows are (head, group), columns
+        projection / attention / output per channel. Each panel is ``cell`` inches wide and
+        ``cell · h / w`` high, plus ``TITLE_IN`` per row for titles and ``TITLE_IN`` at the top:
+        ``3 · len(channels) · cell`` by ``heads · G · (cell · h / w + TITLE_IN) + TITLE_IN`` inches.
     """
     for key in ("projection", "attention", "output"):
         if key not in maps:
@@ -111,9 +114,19 @@ def attention_figure(maps: dict, *, rates, channels: list[int] | None = None, ce
     chosen = pick_channels(attn, channels)
     n_ch = len(chosen[0])
     rows, cols = heads * groups, 3 * n_ch
-    fig = new_figure(cols * cell, rows * cell)
+    h_px, w_px = attn.shape[-2:]
+    row_in = cell * h_px / w_px + TITLE_IN
+    height = rows * row_in + TITLE_IN
+    fig = new_figure(cols * cell, height)
     axes = fig.subplots(rows, cols, squeeze=False)
-    fig.subplots_adjust(left=0.08, right=0.99, bottom=0.01, top=0.95, wspace=0.05, hspace=0.12)
+    fig.subplots_adjust(
+        left=0.3 / (cols * cell),
+        right=1 - 0.02 / (cols * cell),
+        bottom=0.02 / height,
+        top=1 - (2 * TITLE_IN - 0.02) / height,  # room for the suptitle and the first titles
+        wspace=0.05,
+        hspace=TITLE_IN / (cell * h_px / w_px),
+    )
     for h in range(heads):
         for g in range(groups):
             row = h * groups + g
@@ -167,7 +180,7 @@ def compare_figure(panels: list[tuple[str, Any]], gt, crop: tuple[int, int, int,
     axes = fig.subplots(1, len(panels) + 1, squeeze=False)[0]
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / (cell * h / w + 0.5))
     gt_crop = gt[:, y : y + h, x : x + w]
-    for ax, (label, frame) in zip(axes, [*panels, ("GT", gt)], strict=True):
+    for i, (ax, (label, frame)) in enumerate(zip(axes, [*panels, ("GT", gt)], strict=True)):
         if tuple(frame.shape) != tuple(gt.shape):
             raise ValueError(
                 f"{label}: expected a frame {tuple(gt.shape)}, got {tuple(frame.shape)}"
@@ -176,7 +189,7 @@ def compare_figure(panels: list[tuple[str, Any]], gt, crop: tuple[int, int, int,
         ax.imshow(_image(region), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        title = "GT" if frame is gt else f"{label}\n{float(psnr(region, gt_crop)):.2f} dB"
+        title = "GT" if i == len(panels) else f"{label}\n{float(psnr(region, gt_crop)):.2f} dB"
         ax.set_title(title, fontsize=8)
     return fig
 
@@ -257,7 +270,9 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def _clip_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, metavar="DATASET[:SPLIT]|DIR", help="as `afvsr eval`")
+    from afvsr.evaluation.cli import add_data_arguments
+
+    add_data_arguments(p)
     p.add_argument("--clip", default="0", help="clip name or index (default: the first clip)")
     p.add_argument("--frame", type=int, help="frame index in the clip (default: the middle)")
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda when available)")
@@ -296,9 +311,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_clip(args: argparse.Namespace, scale: int) -> tuple[str, Any, Any, int]:
     """``(key, lq (t, 3, h, w), gt (t, 3, H, W), frame)`` chosen by --data/--clip/--frame."""
-    from afvsr.data import open_eval_dataset
+    from afvsr.evaluation.cli import open_dataset
 
-    ds = open_eval_dataset(args.data, scale=scale)
+    ds = open_dataset(args, scale)
     if len(ds) == 0:
         raise AfvsrError(f"dataset {args.data} has no clips")
     sample = None

@@ -10,6 +10,7 @@ from torch import nn
 from afvsr.models.basicvsr import BasicVSR
 from afvsr.models.bicubic import Bicubic
 from afvsr.models.fusion_vsr import AttentionFusionVSR
+from afvsr.models.iconvsr import IconVSR
 from afvsr.models.spynet import SPyNet
 
 # The one place a model family's name maps to its class (checkpoints, configs and the CLI use it).
@@ -17,6 +18,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "bicubic": Bicubic,
     "spynet": SPyNet,
     "basicvsr": BasicVSR,
+    "iconvsr": IconVSR,
     "fusion": AttentionFusionVSR,
 }
 
@@ -28,4 +30,12 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "AttentionFusionVSR", "BasicVSR", "Bicubic", "SPyNet", "build_model"]
+__all__ = [
+    "MODELS",
+    "AttentionFusionVSR",
+    "BasicVSR",
+    "Bicubic",
+    "IconVSR",
+    "SPyNet",
+    "build_model",
+]

@@ -96,7 +96,8 @@ def modulated_deform_conv2d(
         padding_mode="zeros",
         align_corners=False,
     ).to(x.dtype)  # (n*G, c_in/G, K*h_out, w_out)
-    sampled = sampled.view(n, g, c_in // g, k, h_out, w_out) * mask.reshape(n, g, 1, k, h_out, w_out)
+    mask = mask.reshape(n, g, 1, k, h_out, w_out)
+    sampled = sampled.view(n, g, c_in // g, k, h_out, w_out) * mask  # modulated samples
     columns = sampled.view(n, c_in * k, h_out * w_out)  # row index c * K + k, as in the weight
     out = torch.matmul(weight.view(c_out, c_in * k), columns)  # (n, c_out, h_out*w_out)
     out = out.view(n, c_out, h_out, w_out)

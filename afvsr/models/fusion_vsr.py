@@ -182,7 +182,9 @@ class AttentionFusionVSR(nn.Module):
         fused = torch.cat(
             [self.attention(flat[i : i + step])[0] for i in range(0, b * t, step)], dim=0
         )
-        return reconstruct_frames(self.reconstruction, fused.view(b, t, c, h, w), lq)
+        return reconstruct_frames(
+            self.reconstruction, fused.view(b, t, c, h, w), lq, max_pixels=max_pixels
+        )
 
     def forward(self, lq: Tensor, *, mode: str = "sequence") -> Tensor:
         """Every frame of a clip.

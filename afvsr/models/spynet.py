@@ -92,12 +92,18 @@ class SPyNet(nn.Module):
                 f"and {tuple(supp.shape)}"
             )
         h, w = ref.shape[-2:]
-        h_up, w_up = max(32, -(-h // 32) * 32), max(32, -(-w // 32) * 32)
-        if (h_up, w_up) != (h, w):
+        # Round up to a multiple of 32 (>= 32); written with positive operands only, as ONNX's
+        # integer Div truncates where Python's // floors.
+        h_up, w_up = (h + 31) // 32 * 32, (w + 31) // 32 * 32
+        # A traced export (ONNX) keeps the resizes whatever the example size, so the graph is right
+        # for every h, w: resizing to the same size is exact.
+        resize = torch.jit.is_tracing() or (h_up, w_up) != (h, w)
+        if resize:
             ref = F.interpolate(ref, size=(h_up, w_up), mode="bilinear", align_corners=False)
             supp = F.interpolate(supp, size=(h_up, w_up), mode="bilinear", align_corners=False)
         flow = self.compute_flow(ref, supp)
-        if (h_up, w_up) != (h, w):
+        if resize:
             flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-            flow = flow * flow.new_tensor([w / w_up, h / h_up]).view(1, 2, 1, 1)
+            # Per channel (x by w/w_up, y by h/h_up) with scalars, which a trace records from h, w.
+            flow = torch.cat([flow[:, :1] * (w / w_up), flow[:, 1:] * (h / h_up)], dim=1)
         return flow

@@ -1,0 +1,51 @@
+"""Datasets and samples: frames on disk (REDS, Vimeo-90K, frame folders, the shared development
+data) and video files, turned into evaluation clips and training samples.
+
+- ``open_eval_dataset(spec, scale=4, root=None)``: whole clips,
+  ``{"lq": (t, 3, h, w), "gt": (t, 3, s*h, s*w), "key"}``.
+- ``build_train_dataset(cfg)``: ``SequenceSamples`` or ``RateGroupSamples`` from the ``[data]``
+  config section, whose keys, defaults and types are ``TRAIN_DATA_DEFAULTS``.
+"""
+
+from afvsr.data.build import (
+    EVAL_SPECS,
+    TRAIN_DATA_DEFAULTS,
+    DataKey,
+    build_train_dataset,
+    check_train_data_config,
+    open_eval_dataset,
+)
+from afvsr.data.clips import Clip, ClipDataset, ClipGeometry
+from afvsr.data.folders import FrameFolders
+from afvsr.data.frames import list_frames, read_frame
+from afvsr.data.reds import REDS, REDS4, REDSVAL4
+from afvsr.data.samples import RateGroupSamples, SequenceSamples, group_indices, mirror_index
+from afvsr.data.shared import SharedData, shared_data_root
+from afvsr.data.video import VideoFile
+from afvsr.data.vimeo import Vimeo90K
+
+__all__ = [
+    "EVAL_SPECS",
+    "REDS",
+    "REDS4",
+    "REDSVAL4",
+    "TRAIN_DATA_DEFAULTS",
+    "Clip",
+    "ClipDataset",
+    "ClipGeometry",
+    "DataKey",
+    "FrameFolders",
+    "RateGroupSamples",
+    "SequenceSamples",
+    "SharedData",
+    "VideoFile",
+    "Vimeo90K",
+    "build_train_dataset",
+    "check_train_data_config",
+    "group_indices",
+    "list_frames",
+    "mirror_index",
+    "open_eval_dataset",
+    "read_frame",
+    "shared_data_root",
+]

@@ -1,0 +1,199 @@
+"""Export BasicVSR or the fusion model to ONNX, for onnxruntime and other ONNX runtimes.
+
+The unit is a chunk of a fixed number of frames N (``--frames``, stored in the file's metadata);
+height and width stay dynamic. The graph maps ``lq (1, N, 3, h, w)`` float32 in [0, 1] to
+``sr (1, N, 3, scale*h, scale*w)`` and is the model's ``sequence`` computation: bidirectional
+propagation over the whole chunk (per rate and phase for the fusion model), then per-frame
+fusion and reconstruction. Run a shorter chunk by mirror-padding it to N frames and cropping the
+output back (what ``afvsr.video.onnx_backend.OnnxModel`` does).
+
+The default N = 50 is one chunk of ``afvsr upscale`` at its defaults (30 frames plus 10 frames
+of context on each side), so the ONNX backend sees the same temporal context as PyTorch.
+
+examples:
+  afvsr export basicvsr-small --onnx basicvsr.onnx
+  afvsr export runs/fusion/best.safetensors --onnx fusion.onnx --frames 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from afvsr.checkpoint import model_family
+from afvsr.io_utils import atomic_path
+from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models.common import check_lq, reconstruct_frames
+
+DEFAULT_FRAMES = 50  # = afvsr.video.upscale.DEFAULT_CHUNK + 2 * DEFAULT_OVERLAP (a test checks)
+DEFAULT_OPSET = 17  # GridSample needs >= 16
+MIN_OPSET = 16
+INPUT_NAME, OUTPUT_NAME = "lq", "sr"
+# The example clip the graph is traced with; any h, w works later.
+TRACE_SIZE = (24, 40)
+METADATA_PREFIX = "afvsr."
+
+
+class SequenceChunk(nn.Module):
+    """The exported computation: ``lq (1, N, 3, h, w) → (1, N, 3, s*h, s*w)``, as ``model(lq)``.
+
+    The same calls as the model's own forward (``sequence`` mode for the fusion model), except
+    that fusion and reconstruction run one frame at a time: the models pick how many frames to
+    batch from h and w, which a fixed graph cannot; one frame at a time bounds the HR memory.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        if type(model) not in (BasicVSR, AttentionFusionVSR):
+            raise ValueError(
+                f"expected a BasicVSR or AttentionFusionVSR model to export, got {type(model).__name__}"
+            )
+        self.model = model
+        self.scale = model.scale
+
+    def forward(self, lq: Tensor) -> Tensor:
+        """``lq (b, t, 3, h, w)`` → ``(b, t, 3, scale*h, scale*w)``."""
+        check_lq(lq)
+        m = self.model
+        if isinstance(m, AttentionFusionVSR):
+            return m.fuse_and_reconstruct(m.sequence_features(lq), lq, max_pixels=1)
+        return reconstruct_frames(m.reconstruction, m.propagate(lq), lq, max_pixels=1)
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    num_frames: int = DEFAULT_FRAMES,
+    opset: int = DEFAULT_OPSET,
+    source: str | None = None,
+) -> Path:
+    """Write ``model`` (BasicVSR or AttentionFusionVSR) to ``path`` as ONNX, atomically.
+
+    Args:
+        model: the model, on any device (it is exported from a CPU copy in eval mode).
+        path: the ``.onnx`` file to write (replaced if it exists).
+        num_frames: N, the fixed number of frames per call; height and width are dynamic.
+        opset: ONNX opset, >= 16 (GridSample).
+        source: where the model came from (a shipped name or checkpoint path), for the metadata.
+
+    Returns:
+        ``path`` as a ``Path``. The graph has one input ``lq (1, N, 3, h, w)`` and one output
+        ``sr (1, N, 3, scale*h, scale*w)``; metadata keys ``afvsr.model``, ``afvsr.kwargs``,
+        ``afvsr.scale``, ``afvsr.num_frames``, ``afvsr.mode``, ``afvsr.source``.
+    """
+    import onnx
+
+    if not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"expected num_frames >= 1, got {num_frames!r}")
+    if not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f"expected an ONNX opset >= {MIN_OPSET} (GridSample), got {opset!r}")
+    family = model_family(model)
+    # Trace a CPU float32 copy in eval mode so the caller's model is left as it was.
+    chunk = SequenceChunk(copy.deepcopy(model).to("cpu", torch.float32).eval())
+    example = torch.rand(1, num_frames, 3, *TRACE_SIZE, generator=torch.Generator().manual_seed(0))
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer warns at every Python branch on a shape. The ones left in the models only
+        # check inputs or depend on the frame count, which is fixed; the export tests run the
+        # graph at other sizes than the example's to catch any that would matter.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            chunk,
+            (example,),
+            buffer,
+            dynamo=False,  # the TorchScript exporter: no extra dependency, dynamic h, w via axes
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {3: "h", 4: "w"}, OUTPUT_NAME: {3: "sh", 4: "sw"}},
+            do_constant_folding=True,
+        )
+    proto = onnx.load_model_from_string(buffer.getvalue())
+    meta = {
+        "format_version": "1",
+        "model": family,
+        "kwargs": json.dumps(model.kwargs),
+        "scale": str(model.scale),
+        "num_frames": str(num_frames),
+        "mode": "sequence",
+        "source": "" if source is None else str(source),
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_PREFIX + key, value
+    proto.producer_name = "afvsr"
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "model", metavar="MODEL", help="shipped model name or checkpoint file (BasicVSR or fusion)"
+    )
+    parser.add_argument(
+        "--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write"
+    )
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=DEFAULT_FRAMES,
+        metavar="N",
+        help=f"frames per call, fixed in the graph (default: {DEFAULT_FRAMES}, one `afvsr upscale` "
+        "chunk with its context at the default --chunk and --overlap)",
+    )
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        metavar="K",
+        help=f"ONNX opset, >= {MIN_OPSET} (default: {DEFAULT_OPSET})",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from afvsr.checkpoint import load_model
+    from afvsr.errors import AfvsrError
+
+    out = Path(args.onnx)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    if out.is_dir():
+        raise AfvsrError(f"{out} is a folder; expected an .onnx file path")
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise AfvsrError(
+            "ONNX export needs the 'onnx' package: pip install 'afvsr[onnx]'"
+        ) from None
+    model = load_model(args.model)
+    if type(model) not in (BasicVSR, AttentionFusionVSR):
+        raise AfvsrError(
+            f"{args.model}: only BasicVSR and fusion models export to ONNX, "
+            f"got {type(model).__name__}"
+        )
+    print(f"exporting {args.model} ({args.frames} frames per call, opset {args.opset})...", file=sys.stderr)
+    export_onnx(model, out, num_frames=args.frames, opset=args.opset, source=args.model)
+    size_mb = out.stat().st_size / 1e6
+    print(
+        f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {args.frames}, 3, h, w), "
+        f"{size_mb:.1f} MB"
+    )
+    return 0

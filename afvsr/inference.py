@@ -1,0 +1,70 @@
+"""Running a model for inference: device, precision and memory format in one place.
+
+Used by ``afvsr upscale``, ``afvsr eval`` and the benchmarks, so every path runs the model the
+same fast way: eval mode, channels-last weights (oneDNN's fastest layout for these convs on CPU,
+and Tensor-Core friendly on CUDA), ``torch.inference_mode`` and, for bf16/fp16, autocast with the
+parts that need it (flow coordinates, the final residual add) kept in fp32 by the models.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import Tensor, nn
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN can run bf16 convs natively (AVX-512 BF16 or AMX)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(precision: str, device: str | torch.device) -> None:
+    """ValueError for an unknown precision or fp16 on CPU; a warning for bf16 on a CPU without it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"expected precision in {sorted(PRECISIONS)}, got {precision!r}")
+    dev = torch.device(device)
+    if dev.type == "cpu" and precision == "fp16":
+        raise ValueError("fp16 needs a CUDA device; on CPU use --precision fp32 or bf16")
+    if dev.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        print(
+            "afvsr: warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): "
+            "bf16 runs slower than fp32 here",
+            file=sys.stderr,
+        )
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a clear error when CUDA is asked for but absent."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but PyTorch sees no CUDA device here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"expected device cpu or cuda, got {device!r}")
+    return dev
+
+
+def prepare_for_inference(
+    model: nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32"
+) -> nn.Module:
+    """Eval mode, moved to ``device``, channels-last weights. Weights stay fp32 (autocast casts)."""
+    check_precision(precision, device)
+    model = model.eval().to(device)
+    return model.to(memory_format=torch.channels_last)
+
+
+def run_model(model: nn.Module, lq: Tensor, *, precision: str = "fp32", **forward_kwargs) -> Tensor:
+    """``lq (b, t, 3, h, w)`` → ``(b, t, 3, s*h, s*w)`` float32, under inference mode and autocast."""
+    device = next(iter(model.parameters()), lq).device
+    lq = lq.to(device)
+    with torch.inference_mode():
+        if precision == "fp32":
+            return model(lq, **forward_kwargs)
+        with torch.autocast(device_type=device.type, dtype=PRECISIONS[precision]):
+            return model(lq, **forward_kwargs).float()
