@@ -38,7 +38,7 @@ DEFAULT_OPSET = 17  # GridSample needs >= 16
 MIN_OPSET = 16
 INPUT_NAME, OUTPUT_NAME = "lq", "sr"
 # The example clip the graph is traced with; any h, w works later.
-TRACE_SIZE = (24, 40)
+TRACE_SIZE = (16, 24)
 METADATA_PREFIX = "afvsr."
 
 

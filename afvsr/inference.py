@@ -51,12 +51,27 @@ def resolve_device(device: str) -> torch.device:
 
 
 def prepare_for_inference(
-    model: nn.Module, *, device: str | torch.device = "cpu", precision: str = "fp32"
+    model: nn.Module,
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> nn.Module:
-    """Eval mode, moved to ``device``, channels-last weights. Weights stay fp32 (autocast casts)."""
+    """Eval mode, moved to ``device``, channels-last weights. Weights stay fp32 (autocast casts).
+
+    ``compile=True`` wraps the model's per-frame sub-networks (the propagation branches and the
+    reconstruction) in ``torch.compile``: worth it on CUDA for long videos; the Python loop over
+    frames stays eager so clips of any length reuse one compiled graph per frame size.
+    """
     check_precision(precision, device)
-    model = model.eval().to(device)
-    return model.to(memory_format=torch.channels_last)
+    model = model.eval().to(device).to(memory_format=torch.channels_last)
+    if compile:
+        for name, child in list(model.named_children()):
+            if name in ("propagation", "reconstruction", "attention"):
+                for sub_name, sub in list(child.named_children()):
+                    if isinstance(sub, nn.Module) and any(True for _ in sub.parameters()):
+                        setattr(child, sub_name, torch.compile(sub, dynamic=False))
+    return model
 
 
 def run_model(model: nn.Module, lq: Tensor, *, precision: str = "fp32", **forward_kwargs) -> Tensor:

@@ -74,7 +74,7 @@ def test_chunks_read_ahead_boundedly():
 
     def stream():
         nonlocal pulled
-        for i in range(200):
+        for i in range(60):
             pulled += 1
             yield torch.full((3, 2, 2), float(i))
 

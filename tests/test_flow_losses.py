@@ -104,7 +104,8 @@ def test_unsupervised_loss_is_zero_when_aligned_and_grows_with_misalignment():
     supp = torch.roll(img, shifts=2, dims=-1)
     right, _ = unsupervised_loss(img, supp, constant_flow(2.0, 0.0, 40, 40))
     wrong, _ = unsupervised_loss(img, supp, constant_flow(-2.0, 0.0, 40, 40))
-    assert right.item() < 1e-3 < wrong.item()
+    # Not exactly 0: the census windows of the last columns reach the warp's border padding.
+    assert right.item() < 0.01 and right.item() < wrong.item() / 10
 
 
 def test_smoothness_is_zero_for_constant_flow_and_edge_aware():

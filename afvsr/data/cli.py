@@ -1,7 +1,7 @@
 """Download and prepare datasets.
 
   afvsr data download reds --root DIR   fetch train_sharp, train_sharp_bicubic, val_sharp and
-                                        val_sharp_bicubic (zips, about 30 GB) into DIR/downloads;
+                                        val_sharp_bicubic (large zips) into DIR/downloads;
                                         resumable: run it again after an interruption
   afvsr data prepare reds --root DIR    unzip them into DIR/train/train_sharp/<clip>/00000000.png,
                                         DIR/train/train_sharp_bicubic/X4/..., DIR/val/... (checks
@@ -20,8 +20,19 @@ from afvsr.data.download import MIRRORS, REDS_URLS, download_reds, prepare_reds
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    download = actions.add_parser("download", help="download a dataset's archives (resumable)")
-    prepare = actions.add_parser("prepare", help="unzip downloaded archives into the layout")
+    download = actions.add_parser(
+        "download",
+        help="download a dataset's archives (resumable)",
+        description="Fetch the REDS zips into ROOT/downloads; an interrupted download resumes "
+        "(automatically, and when run again). Progress on stderr, file paths on stdout.",
+    )
+    prepare = actions.add_parser(
+        "prepare",
+        help="unzip downloaded archives into the layout",
+        description="Unzip ROOT/downloads/*.zip into ROOT/train/train_sharp/<clip>/00000000.png, "
+        "ROOT/train/train_sharp_bicubic/X4/..., ROOT/val/...; every member's CRC is checked and "
+        "a corrupt zip is named. Prepared folders on stdout.",
+    )
     for p in (download, prepare):
         p.add_argument("dataset", choices=["reds"], help="dataset (only reds so far)")
         p.add_argument("--root", required=True, help="dataset folder, e.g. datasets/REDS")

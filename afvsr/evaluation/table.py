@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         f"{datasets[0]} ({'/'.join(map(str, num_clips))} clips): mean PSNR (dB) / SSIM over clips "
         f"on {channel.upper() if channel == 'y' else 'RGB'}; ms/frame on {', '.join(devices)}\n"
     )
-    print(markdown(rows))
+    print(markdown(rows), flush=True)
     out = Path(args.out)
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

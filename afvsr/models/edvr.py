@@ -288,10 +288,10 @@ class EDVRFeatureExtractor(nn.Module):
             )
         # Pad to a multiple of 4 so the two stride-2 levels and their ×2 upsampling line up.
         # Edge replication works for any size (reflection needs the pad smaller than the frame).
-        ph, pw = -h % 4, -w % 4
-        x = frames.reshape(n * t, c, h, w)
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        # Padded even when the pad is 0, with positive operands only, so a traced export (ONNX)
+        # stays right for every size.
+        ph, pw = (4 - h % 4) % 4, (4 - w % 4) % 4
+        x = F.pad(frames.reshape(n * t, c, h, w), (0, pw, 0, ph), mode="replicate")
         pyramid = [f.view(n, t, *f.shape[1:]) for f in self.pyramid(x)]  # fine to coarse
         center = t // 2
         ref = [p[:, center] for p in pyramid]

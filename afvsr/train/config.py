@@ -191,9 +191,7 @@ def model_schema(name: str, source: str) -> dict[str, Any]:
     from afvsr.models import MODELS
 
     if name not in MODELS:
-        raise AfvsrError(
-            f"{source}: [model] name: expected one of {sorted(MODELS)}, got {name!r}"
-        )
+        raise AfvsrError(f"{source}: [model] name: expected one of {sorted(MODELS)}, got {name!r}")
     schema: dict[str, Any] = {"name": name}
     for p in inspect.signature(MODELS[name].__init__).parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -289,7 +287,11 @@ def resolve_config(
                     f"{src(section, key)}: [{section}] unknown key '{key}' "
                     f"(known keys: {', '.join(schema)})"
                 )
-            if (section, key) in as_text and _expected_type(schema[key]) is str and not isinstance(value, str):
+            if (
+                (section, key) in as_text
+                and _expected_type(schema[key]) is str
+                and not isinstance(value, str)
+            ):
                 values[key] = value = as_text[(section, key)]  # run.name=2024 stays a string
             check_section({key: value}, {key: schema[key]}, section, src(section, key))
         return check_section(values, schema, section, source)
@@ -329,13 +331,9 @@ def resolve_config(
     return cfg
 
 
-def load_config(
-    path: str | os.PathLike, overrides: list[str] | None = None
-) -> dict[str, Any]:
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read, validate and resolve the config file at ``path`` (see :func:`resolve_config`)."""
-    return resolve_config(
-        read_config_file(path), str(path), overrides=overrides, config_path=path
-    )
+    return resolve_config(read_config_file(path), str(path), overrides=overrides, config_path=path)
 
 
 # ---------------------------------------------------------------- writing the resolved config

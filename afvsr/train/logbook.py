@@ -43,7 +43,9 @@ def setup_logging(*, verbose: bool, is_main: bool, log_file: Path | None) -> log
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     console = TqdmHandler()
     console.setFormatter(fmt)
-    console.setLevel(logging.DEBUG if verbose and is_main else logging.INFO if is_main else logging.WARNING)
+    console.setLevel(
+        logging.DEBUG if verbose and is_main else logging.INFO if is_main else logging.WARNING
+    )
     logger.addHandler(console)
     if log_file is not None and is_main:
         handler = logging.FileHandler(log_file, encoding="utf-8")

@@ -79,7 +79,7 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise AfvsrError(f"[run] device = {name!r} but CUDA is not available; use \"cpu\"")
+            raise AfvsrError(f'[run] device = {name!r} but CUDA is not available; use "cpu"')
         if device.index is None:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -157,7 +157,7 @@ class Trainer:
             run["device"] != "cpu" and torch.cuda.is_available()
         ):
             raise AfvsrError(
-                f"{source}: [train] precision: fp16 needs CUDA; use \"fp32\" or \"bf16\" on the CPU"
+                f'{source}: [train] precision: fp16 needs CUDA; use "fp32" or "bf16" on the CPU'
             )
         self.dist = D.init_distributed(
             "cuda" if run["device"] != "cpu" and torch.cuda.is_available() else "cpu"
@@ -204,7 +204,10 @@ class Trainer:
         self.step = 0
         self._config_diff_on_resume: list[str] = []
         self.best: dict[str, Any] = {
-            "metric": self.task.best_metric, "mode": self.task.best_mode, "value": None, "step": None
+            "metric": self.task.best_metric,
+            "mode": self.task.best_mode,
+            "value": None,
+            "step": None,
         }
         if self.resume_path is not None:
             self._load(self.resume_path)
@@ -291,14 +294,14 @@ class Trainer:
         flags = tuple(g.trainable_at(self.step) for g in self.groups)
         if flags == self.trainable:
             return
-        for group, flag in zip(self.groups, flags):
+        for group, flag in zip(self.groups, flags, strict=True):
             for p in group.parameters():
                 p.requires_grad_(flag)
         if self.trainable is not None:
             self.log.info(
                 "step %d: trainable groups now %s",
                 self.step,
-                ", ".join(g.name for g, f in zip(self.groups, flags) if f) or "none",
+                ", ".join(g.name for g, f in zip(self.groups, flags, strict=True) if f) or "none",
             )
         self.trainable = flags
         self._describe_groups()
@@ -339,7 +342,10 @@ class Trainer:
                     direct = sum(p.numel() for p in sub.parameters(recurse=False))
                     if direct:
                         self.log.debug(
-                            "    %-55s %-28s %9d", names.get(id(sub), "?"), type(sub).__name__, direct
+                            "    %-55s %-28s %9d",
+                            names.get(id(sub), "?"),
+                            type(sub).__name__,
+                            direct,
                         )
 
     def _set_lrs(self) -> dict[str, float]:
@@ -394,11 +400,13 @@ class Trainer:
             where = f"; the last good checkpoint is {last_ckpt[-1][1]}" if last_ckpt else ""
             raise AfvsrError(
                 f"the training loss is {loss_mean.item()} at step {self.step + 1}; stopped "
-                f"without saving{where} (try a lower [train] lr, grad_clip or precision = \"fp32\")"
+                f'without saving{where} (try a lower [train] lr, grad_clip or precision = "fp32")'
             )
         if self.tcfg["grad_clip"] > 0:
             self.scaler.unscale_(self.optimizer)
-            params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            params = [
+                p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
+            ]
             torch.nn.utils.clip_grad_norm_(params, self.tcfg["grad_clip"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -452,18 +460,26 @@ class Trainer:
                 self.best.update(value=value, step=self.step)
                 self._save(self.ckpt_dir / "best.safetensors")
                 self._export(self.run_dir / "model_best.safetensors")
-                self.log.info("step %d: new best %s = %.4f", self.step, self.task.best_metric, value)
+                self.log.info(
+                    "step %d: new best %s = %.4f", self.step, self.task.best_metric, value
+                )
         D.barrier(self.dist)
 
     def _save(self, path: Path) -> None:
         meta = {
             "step": self.step,
             "config": self.cfg,
-            "scheduler": {"name": self.tcfg["scheduler"], "warmup_iters": self.tcfg["warmup_iters"],
-                          "last_step": self.step},
+            "scheduler": {
+                "name": self.tcfg["scheduler"],
+                "warmup_iters": self.tcfg["warmup_iters"],
+                "last_step": self.step,
+            },
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "sampler": {"next_micro_batch": self.step * self.tcfg["accumulate"],
-                        "global_batch": self.tcfg["batch_size"], "seed": self.cfg["run"]["seed"]},
+            "sampler": {
+                "next_micro_batch": self.step * self.tcfg["accumulate"],
+                "global_batch": self.tcfg["batch_size"],
+                "seed": self.cfg["run"]["seed"],
+            },
             "best": self.best,
             "world_size": self.dist.world_size,
         }
@@ -540,18 +556,24 @@ class Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         self.log.info(
             "task %s, model %s (%d parameters), %d process(es) on %s, global batch %d x %d",
-            self.task.name, cfg["model"]["name"], n_params, self.dist.world_size, self.device,
-            tcfg["batch_size"], tcfg["accumulate"],
+            self.task.name,
+            cfg["model"]["name"],
+            n_params,
+            self.dist.world_size,
+            self.device,
+            tcfg["batch_size"],
+            tcfg["accumulate"],
         )
         batches = self._loader() if self.step < total else iter(())
+        # A progress bar on a terminal; in a log file (background runs) a line per log.every.
+        interactive = sys.stderr.isatty()
         bar = tqdm(
             total=total,
             initial=self.step,
             unit="it",
             file=sys.stderr,
             dynamic_ncols=True,
-            disable=not self.dist.is_main,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            disable=not (self.dist.is_main and interactive),
         )
         loss_sum, loss_count, extras_sum = 0.0, 0, {}
         interval_start, interval_step = time.perf_counter(), self.step
@@ -580,26 +602,42 @@ class Trainer:
                         }
                         if metrics_log is not None:
                             metrics_log.scalars(self.step, values)
+                        if not interactive:
+                            eta = (total - self.step) / max(values["it_s"], 1e-9)
+                            self.log.info(
+                                "step %d/%d  loss %.5g  lr %.3g  %.3f it/s  ETA %s",
+                                self.step,
+                                total,
+                                values["loss"],
+                                main_lr,
+                                values["it_s"],
+                                time.strftime("%H:%M:%S", time.gmtime(eta))
+                                if eta < 86400
+                                else f"{eta / 86400:.1f} days",
+                            )
                         self.log.debug(
-                            "step %d loss %.5g lrs %s", self.step, values["loss"],
+                            "step %d lrs %s",
+                            self.step,
                             " ".join(f"{k}={v:.3g}" for k, v in lrs.items()),
                         )
                         loss_sum, loss_count, extras_sum = 0.0, 0, {}
                         interval_start, interval_step = time.perf_counter(), self.step
                     if every_val and (self.step % every_val == 0 or self.step == total):
                         self._validate(metrics_log)
-                    checkpoint_due = lcfg["checkpoint_every"] and self.step % lcfg["checkpoint_every"] == 0
+                    checkpoint_due = (
+                        lcfg["checkpoint_every"] and self.step % lcfg["checkpoint_every"] == 0
+                    )
                     if checkpoint_due or self.step == total or self.stop_requested:
                         self._save_step_checkpoint()
                     if self.stop_requested:
-                        self.log.warning(
-                            "stopped at step %d; continue with --resume", self.step
-                        )
+                        self.log.warning("stopped at step %d; continue with --resume", self.step)
                         return 0
             if self.dist.is_main:
                 self._export(self.run_dir / "model_final.safetensors")
                 self.log.info(
-                    "done: %d steps; weights in %s", self.step, self.run_dir / "model_final.safetensors"
+                    "done: %d steps; weights in %s",
+                    self.step,
+                    self.run_dir / "model_final.safetensors",
                 )
             D.barrier(self.dist)
             return 0
@@ -607,8 +645,12 @@ class Trainer:
             bar.close()
             if metrics_log is not None:
                 metrics_log.close()
-            close_logging(self.log)
-            torch.use_deterministic_algorithms(self._prev_deterministic)
+            self.close()
+
+    def close(self) -> None:
+        """Release the log files and restore the process-wide determinism setting."""
+        close_logging(self.log)
+        torch.use_deterministic_algorithms(self._prev_deterministic)
 
 
 def train(

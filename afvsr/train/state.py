@@ -57,7 +57,13 @@ def restore_rng_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
     random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
     n = meta["numpy"]
     np.random.set_state(
-        (n["name"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            n["name"],
+            np.array(n["keys"], dtype=np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     torch.random.set_rng_state(tensors["rng/torch"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
@@ -165,7 +171,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
             meta = json.loads((f.metadata() or {})[META_KEY])
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (KeyError, json.JSONDecodeError):
-        raise AfvsrError(f"{path}: not an afvsr training checkpoint (no {META_KEY} metadata)") from None
+        raise AfvsrError(
+            f"{path}: not an afvsr training checkpoint (no {META_KEY} metadata)"
+        ) from None
     except Exception as exc:  # safetensors raises several types for a non-safetensors file
         raise AfvsrError(f"{path}: not a safetensors training checkpoint ({exc})") from None
     if meta.get("format_version") != FORMAT_VERSION:

@@ -159,7 +159,7 @@ class VSRTask(Task):
             )
         if name == "fusion" and val["mode"] not in ("sequence", "window"):
             raise AfvsrError(
-                f"{source}: [val] mode: expected \"sequence\" or \"window\", got {val['mode']!r}"
+                f'{source}: [val] mode: expected "sequence" or "window", got {val["mode"]!r}'
             )
         if val["best"] not in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"):
             raise AfvsrError(
@@ -169,8 +169,7 @@ class VSRTask(Task):
         tcfg = cfg["train"]
         if tcfg["backbone_checkpoint"] and name != "fusion":
             raise AfvsrError(
-                f"{source}: [train] backbone_checkpoint is for stage 2 (model fusion), "
-                f"not {name}"
+                f"{source}: [train] backbone_checkpoint is for stage 2 (model fusion), not {name}"
             )
         if val["gt_downscale"] not in (1, 2):
             raise AfvsrError(
@@ -270,7 +269,9 @@ class VSRTask(Task):
         metrics = {k: float(x) for k, x in results["mean"].items()}
         if self._bicubic is None:
             base = evaluate(Bicubic(scale=model.scale), data, max_frames=max_frames)["mean"]
-            self._bicubic = {f"bicubic_{k}": float(x) for k, x in base.items() if k != "ms_per_frame"}
+            self._bicubic = {
+                f"bicubic_{k}": float(x) for k, x in base.items() if k != "ms_per_frame"
+            }
         metrics.update(self._bicubic)
         return ValResult(metrics, self._images(model, data, device, mode))
 
