@@ -7,8 +7,9 @@ propagation over the whole chunk (per rate and phase for the fusion model), then
 fusion and reconstruction. Run a shorter chunk by mirror-padding it to N frames and cropping the
 output back (what ``afvsr.video.onnx_backend.OnnxModel`` does).
 
-The default N = 50 is one chunk of ``afvsr upscale`` at its defaults (30 frames plus 10 frames
-of context on each side), so the ONNX backend sees the same temporal context as PyTorch.
+The default N is one chunk of ``afvsr upscale`` with its context frames at that command's defaults
+for the model (50 frames for BasicVSR: 30 plus 10 on each side; 120 for the fusion model with rates
+1, 2, 3), so the ONNX backend sees the same temporal context as PyTorch.
 
 examples:
   afvsr export basicvsr-small --onnx basicvsr.onnx
@@ -22,24 +23,33 @@ import copy
 import io
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from afvsr.checkpoint import model_family
+from afvsr.checkpoint import load_model, model_family
+from afvsr.errors import AfvsrError
 from afvsr.io_utils import atomic_path
 from afvsr.models import AttentionFusionVSR, BasicVSR
 from afvsr.models.common import check_lq, reconstruct_frames
 
-DEFAULT_FRAMES = 50  # = afvsr.video.upscale.DEFAULT_CHUNK + 2 * DEFAULT_OVERLAP (a test checks)
 DEFAULT_OPSET = 17  # GridSample needs >= 16
 MIN_OPSET = 16
 INPUT_NAME, OUTPUT_NAME = "lq", "sr"
 # The example clip the graph is traced with; any h, w works later.
 TRACE_SIZE = (16, 24)
 METADATA_PREFIX = "afvsr."
+
+
+def default_num_frames(model: nn.Module) -> int:
+    """Frames of one ``afvsr upscale`` chunk with its context on both sides, at its defaults."""
+    from afvsr.video.upscale import default_chunk, default_overlap
+
+    overlap = default_overlap(model)
+    return default_chunk(overlap) + 2 * overlap
 
 
 class SequenceChunk(nn.Module):
@@ -72,7 +82,7 @@ def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     *,
-    num_frames: int = DEFAULT_FRAMES,
+    num_frames: int | None = None,
     opset: int = DEFAULT_OPSET,
     source: str | None = None,
 ) -> Path:
@@ -81,7 +91,8 @@ def export_onnx(
     Args:
         model: the model, on any device (it is exported from a CPU copy in eval mode).
         path: the ``.onnx`` file to write (replaced if it exists).
-        num_frames: N, the fixed number of frames per call; height and width are dynamic.
+        num_frames: N, the fixed number of frames per call (default: :func:`default_num_frames`);
+            height and width are dynamic.
         opset: ONNX opset, >= 16 (GridSample).
         source: where the model came from (a shipped name or checkpoint path), for the metadata.
 
@@ -92,6 +103,8 @@ def export_onnx(
     """
     import onnx
 
+    if num_frames is None:
+        num_frames = default_num_frames(model)
     if not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f"expected num_frames >= 1, got {num_frames!r}")
     if not isinstance(opset, int) or opset < MIN_OPSET:
@@ -145,16 +158,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", metavar="MODEL", help="shipped model name or checkpoint file (BasicVSR or fusion)"
     )
-    parser.add_argument(
-        "--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write"
-    )
+    parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     parser.add_argument(
         "--frames",
         type=int,
-        default=DEFAULT_FRAMES,
         metavar="N",
-        help=f"frames per call, fixed in the graph (default: {DEFAULT_FRAMES}, one `afvsr upscale` "
-        "chunk with its context at the default --chunk and --overlap)",
+        help="frames per call, fixed in the graph (default: one `afvsr upscale` chunk with its "
+        "context frames at that command's defaults for the model: 50 for BasicVSR)",
     )
     parser.add_argument(
         "--opset",
@@ -167,16 +177,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from afvsr.checkpoint import load_model
-    from afvsr.errors import AfvsrError
-
     out = Path(args.onnx)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     if out.is_dir():
         raise AfvsrError(f"{out} is a folder; expected an .onnx file path")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
     try:
         import onnx  # noqa: F401
     except ImportError:
@@ -189,11 +194,14 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model}: only BasicVSR and fusion models export to ONNX, "
             f"got {type(model).__name__}"
         )
-    print(f"exporting {args.model} ({args.frames} frames per call, opset {args.opset})...", file=sys.stderr)
-    export_onnx(model, out, num_frames=args.frames, opset=args.opset, source=args.model)
+    frames = default_num_frames(model) if args.frames is None else args.frames
+    print(
+        f"exporting {args.model} ({frames} frames per call, opset {args.opset})...", file=sys.stderr
+    )
+    export_onnx(model, out, num_frames=frames, opset=args.opset, source=args.model)
     size_mb = out.stat().st_size / 1e6
     print(
-        f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {args.frames}, 3, h, w), "
+        f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {frames}, 3, h, w), "
         f"{size_mb:.1f} MB"
     )
     return 0

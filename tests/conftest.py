@@ -1,12 +1,14 @@
-"""Shared test settings: small thread count so parallel CI jobs and the 2-core machine stay responsive."""
+"""Shared test settings.
 
-import os
+One torch thread: the tests use tiny tensors, where thread start-up costs more than it saves.
+"""
+
 from pathlib import Path
 
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

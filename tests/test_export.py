@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 import afvsr  # noqa: E402
 from afvsr.cli import main  # noqa: E402
 from afvsr.errors import AfvsrError  # noqa: E402
-from afvsr.export import DEFAULT_FRAMES, TRACE_SIZE, export_onnx  # noqa: E402
+from afvsr.export import TRACE_SIZE, default_num_frames, export_onnx  # noqa: E402
 from afvsr.models import Bicubic, build_model  # noqa: E402
 from afvsr.video.onnx_backend import OnnxModel, window_starts  # noqa: E402
 
@@ -75,6 +75,7 @@ def test_metadata_describes_the_model(exported):
     assert net.scale == 4 and net.num_frames == N
     assert net.metadata["mode"] == "sequence"
     assert net.family == afvsr.checkpoint.model_family(model)
+    assert net.rates == getattr(model, "rates", None)
     assert net.providers == ["CPUExecutionProvider"]
 
 
@@ -155,6 +156,8 @@ def test_onnx_model_rejects_files_it_cannot_run(tmp_path):
 
 
 def test_default_frames_are_one_upscale_chunk_with_its_context():
-    from afvsr.video.upscale import DEFAULT_CHUNK, DEFAULT_OVERLAP
+    from afvsr.video.upscale import default_chunk, default_overlap
 
-    assert DEFAULT_FRAMES == DEFAULT_CHUNK + 2 * DEFAULT_OVERLAP
+    for model in (tiny_model("basicvsr"), tiny_model("fusion", rates=[1, 3])):
+        overlap = default_overlap(model)
+        assert default_num_frames(model) == default_chunk(overlap) + 2 * overlap

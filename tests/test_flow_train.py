@@ -43,14 +43,14 @@ def test_a_few_steps_reduce_epe_on_a_fixed_batch(tmp_path):
         patch_size=32,
         downscales=[2],
         motion=MotionRange(max_translation=3.0, max_flow=4.0),
-        length=4,
+        length=2,
         seed=0,
     )
-    batch = {k: torch.stack([ds[i][k] for i in range(4)]) for k in ("ref", "supp", "flow")}
+    batch = {k: torch.stack([ds[i][k] for i in range(2)]) for k in ("ref", "supp", "flow")}
     net = SPyNet()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     epes = []
-    for _ in range(12):
+    for _ in range(8):
         flows = pyramid_flows(net, batch["ref"], batch["supp"])
         loss, final = multiscale_epe_loss(flows, batch["flow"], [1.0] * 6)
         epes.append(final.item())
@@ -58,7 +58,7 @@ def test_a_few_steps_reduce_epe_on_a_fixed_batch(tmp_path):
         loss.backward()
         opt.step()
     assert all(np.isfinite(epes))
-    assert min(epes[-3:]) < 0.7 * epes[0], epes
+    assert min(epes[-2:]) < 0.7 * epes[0], epes
 
 
 def test_spynet_model_file_round_trip(tmp_path):
@@ -128,6 +128,7 @@ def test_task_model_groups_loss_and_checkpoint(tmp_path):
     assert loss.ndim == 0 and set(logs) == {"photo", "census", "smooth"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shared_data_root() is None, reason="../shared/data (real frames) not present")
 def test_task_datasets_and_validation_on_the_shared_data():
     from afvsr.flow.task import FlowTask

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from train_helpers import make_frames, tiny_config, write_config
 
 from afvsr.errors import AfvsrError
 from afvsr.train.config import (
@@ -16,7 +17,6 @@ from afvsr.train.config import (
     read_config_file,
     resolve_config,
 )
-from train_helpers import make_frames, tiny_config, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,8 +111,13 @@ def test_overrides_are_typed_and_named(tmp_path, frames):
     assert cfg["run"]["name"] == "2024"  # a string key keeps the text as typed
     assert cfg["model"]["num_blocks"] == 2
     assert cfg["train"]["unfreeze_all"] is True
-    assert _error(path, ["train.lr=fast"]) == "--set train.lr=fast: [train] lr: expected a number, got 'fast'"
-    assert _error(path, ["train.nope=1"]).startswith("--set train.nope=1: [train] unknown key 'nope'")
+    assert (
+        _error(path, ["train.lr=fast"])
+        == "--set train.lr=fast: [train] lr: expected a number, got 'fast'"
+    )
+    assert _error(path, ["train.nope=1"]).startswith(
+        "--set train.nope=1: [train] unknown key 'nope'"
+    )
     assert _error(path, ["lr=1"]).startswith("--set lr=1: expected SECTION.KEY=VALUE")
     assert parse_override("val.dataset=shared:val") == ("val", "dataset", "shared:val")
 

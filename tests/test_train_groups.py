@@ -115,11 +115,22 @@ def test_spynet_stays_unchanged_while_frozen(tmp_path, frames):
 
 def _fusion_sections(tmp_path, backbone, **train):
     return {
-        "model": {"name": "fusion", "mid_channels": 4, "num_blocks": 1, "rates": [1, 2],
-                  "window": 3},
+        "model": {
+            "name": "fusion",
+            "mid_channels": 4,
+            "num_blocks": 1,
+            "rates": [1, 2],
+            "window": 3,
+        },
         "data": {"samples": "groups", "rates": [1, 2], "window": 3},
-        "train": {"backbone_checkpoint": str(backbone), "lr": 1e-3, "lr_base": 4e-4,
-                  "lr_finetune": 5e-5, "spynet_lr_mult": 0.5, **train},
+        "train": {
+            "backbone_checkpoint": str(backbone),
+            "lr": 1e-3,
+            "lr_base": 4e-4,
+            "lr_finetune": 5e-5,
+            "spynet_lr_mult": 0.5,
+            **train,
+        },
     }
 
 
@@ -147,7 +158,9 @@ def test_stage2_loads_backbone_by_module_and_freezes_it(tmp_path, frames):
     finally:
         trainer.close()
     trainer = _trainer(
-        tmp_path, frames, **_fusion_sections(tmp_path, backbone, unfreeze_all=True),
+        tmp_path,
+        frames,
+        **_fusion_sections(tmp_path, backbone, unfreeze_all=True),
         run={"name": "all"},
     )
     try:

@@ -48,9 +48,10 @@ def test_loss_goes_down_and_the_run_folder_is_complete(tmp_path, frames):
     assert [r["step"] for r in vals] == [8, 16]
     assert {"val/psnr_rgb", "val/ssim_rgb", "val/ssim_y", "val/bicubic_psnr_y"} <= set(vals[0])
     # Run folder: resolved config, log, TensorBoard, checkpoints, exported models.
-    assert resolve_config(
-        __import__("tomllib").loads((run_dir / "config.toml").read_text()), "saved"
-    ) == cfg
+    assert (
+        resolve_config(__import__("tomllib").loads((run_dir / "config.toml").read_text()), "saved")
+        == cfg
+    )
     assert (run_dir / "train.log").read_text().count("validation") == 2
     assert list((run_dir / "tensorboard").iterdir())
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
@@ -148,8 +149,10 @@ def test_checkpoint_round_trip_restores_optimizer_by_name(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     opt = torch.optim.Adam(
-        [{"params": model[0].parameters(), "name": "a"}, {"params": model[1].parameters(),
-                                                          "name": "b"}],
+        [
+            {"params": model[0].parameters(), "name": "a"},
+            {"params": model[1].parameters(), "name": "b"},
+        ],
         lr=1e-2,
     )
     for _ in range(3):
@@ -161,8 +164,10 @@ def test_checkpoint_round_trip_restores_optimizer_by_name(tmp_path):
     meta, tensors = read_checkpoint(path)
     clone = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     opt2 = torch.optim.Adam(
-        [{"params": clone[0].parameters(), "name": "a"}, {"params": clone[1].parameters(),
-                                                          "name": "b"}],
+        [
+            {"params": clone[0].parameters(), "name": "a"},
+            {"params": clone[1].parameters(), "name": "b"},
+        ],
         lr=1e-2,
     )
     train_state.restore_checkpoint(
@@ -192,8 +197,14 @@ def test_ema_and_accumulation_run(tmp_path, frames):
         tiny_config(
             tmp_path,
             frames,
-            train={"iterations": 2, "accumulate": 2, "ema_decay": 0.5, "grad_clip": 0.1,
-                   "spynet_freeze_iters": 9, "warmup_iters": 1},
+            train={
+                "iterations": 2,
+                "accumulate": 2,
+                "ema_decay": 0.5,
+                "grad_clip": 0.1,
+                "spynet_freeze_iters": 9,
+                "warmup_iters": 1,
+            },
         ),
         "t.toml",
     )

@@ -119,6 +119,16 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], list[int], Fraction]:
         return frames, pts, stream.time_base
 
 
+def end_time(path: Path) -> float:
+    """When the video stream's last frame stops showing (s): max of pts + duration over packets.
+
+    Exact for Matroska, which stores each frame's duration; in MP4, durations are derived from
+    decode-time gaps, so with B-frames this is only right to within a frame.
+    """
+    with av.open(str(path)) as c:
+        return max(float((p.pts + p.duration) * p.time_base) for p in c.demux(video=0) if p.size)
+
+
 def packets(path: Path, kind: str) -> list[tuple[bytes, float | None]]:
     """Bytes and time (s) of every packet of the first ``kind`` ("audio"/"subtitle") stream."""
     with av.open(str(path)) as c:

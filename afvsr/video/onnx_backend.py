@@ -11,6 +11,7 @@ this is a fallback).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -45,7 +46,8 @@ class OnnxModel(nn.Module):
         threads: onnxruntime intra-op threads (default: its own choice, the physical cores).
 
     Attributes: ``scale``, ``num_frames`` (N), ``family`` (``"basicvsr"`` or ``"fusion"``),
-    ``metadata`` (the file's ``afvsr.*`` metadata, prefix removed), ``providers``.
+    ``rates`` (the fusion model's frame rates, None for BasicVSR), ``metadata`` (the file's
+    ``afvsr.*`` metadata, prefix removed), ``providers``.
     """
 
     def __init__(
@@ -56,8 +58,7 @@ class OnnxModel(nn.Module):
             import onnxruntime as ort
         except ImportError:
             raise AfvsrError(
-                "the onnxruntime backend needs the 'onnxruntime' package: "
-                "pip install 'afvsr[onnx]'"
+                "the onnxruntime backend needs the 'onnxruntime' package: pip install 'afvsr[onnx]'"
             ) from None
         if device not in DEVICES:
             raise ValueError(f"expected device in {DEVICES}, got {device!r}")
@@ -94,6 +95,8 @@ class OnnxModel(nn.Module):
                 f"afvsr.scale and afvsr.num_frames), got metadata keys {sorted(props)}"
             ) from None
         self.family = self.metadata.get("model", "")
+        rates = json.loads(self.metadata.get("kwargs", "{}")).get("rates")
+        self.rates = tuple(rates) if rates else None
         self.providers = self.session.get_providers()
         self.input_name = self.session.get_inputs()[0].name
         self.kwargs = {"path": str(path), "device": device}

@@ -177,6 +177,8 @@ class VideoReader:
     def _open_video(self) -> None:
         try:
             self._container = av.open(str(self.path), "r")
+        except av.error.EOFError:  # a header and nothing else
+            raise AfvsrError(f"no frames in {self.path}") from None
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             raise AfvsrError(f"not a readable video: {self.path} ({exc})") from exc
         container = self._container
