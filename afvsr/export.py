@@ -7,9 +7,11 @@ propagation over the whole chunk (per rate and phase for the fusion model), then
 fusion and reconstruction. Run a shorter chunk by mirror-padding it to N frames and cropping the
 output back (what ``afvsr.video.onnx_backend.OnnxModel`` does).
 
-The default N is one chunk of ``afvsr upscale`` with its context frames at that command's defaults
-for the model (50 frames for BasicVSR: 30 plus 10 on each side; 120 for the fusion model with rates
-1, 2, 3), so the ONNX backend sees the same temporal context as PyTorch.
+The default N = 50 is one chunk of ``afvsr upscale`` with its context at that command's defaults
+for BasicVSR (30 frames plus 10 on each side), so the ONNX backend sees the temporal context
+PyTorch sees. The graph is unrolled over the N frames (and over every rate and phase for the
+fusion model), so export time, file size and session start grow with N: full-size BasicVSR at
+N = 50 is 23k nodes, 31 MB.
 
 examples:
   afvsr export basicvsr-small --onnx basicvsr.onnx
@@ -38,18 +40,11 @@ from afvsr.models.common import check_lq, reconstruct_frames
 
 DEFAULT_OPSET = 17  # GridSample needs >= 16
 MIN_OPSET = 16
+DEFAULT_FRAMES = 50  # = afvsr upscale's chunk + 2 * overlap for BasicVSR (a test checks)
 INPUT_NAME, OUTPUT_NAME = "lq", "sr"
 # The example clip the graph is traced with; any h, w works later.
 TRACE_SIZE = (16, 24)
 METADATA_PREFIX = "afvsr."
-
-
-def default_num_frames(model: nn.Module) -> int:
-    """Frames of one ``afvsr upscale`` chunk with its context on both sides, at its defaults."""
-    from afvsr.video.upscale import default_chunk, default_overlap
-
-    overlap = default_overlap(model)
-    return default_chunk(overlap) + 2 * overlap
 
 
 class SequenceChunk(nn.Module):
@@ -82,7 +77,7 @@ def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     *,
-    num_frames: int | None = None,
+    num_frames: int = DEFAULT_FRAMES,
     opset: int = DEFAULT_OPSET,
     source: str | None = None,
 ) -> Path:
@@ -91,8 +86,7 @@ def export_onnx(
     Args:
         model: the model, on any device (it is exported from a CPU copy in eval mode).
         path: the ``.onnx`` file to write (replaced if it exists).
-        num_frames: N, the fixed number of frames per call (default: :func:`default_num_frames`);
-            height and width are dynamic.
+        num_frames: N, the fixed number of frames per call; height and width are dynamic.
         opset: ONNX opset, >= 16 (GridSample).
         source: where the model came from (a shipped name or checkpoint path), for the metadata.
 
@@ -103,8 +97,6 @@ def export_onnx(
     """
     import onnx
 
-    if num_frames is None:
-        num_frames = default_num_frames(model)
     if not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f"expected num_frames >= 1, got {num_frames!r}")
     if not isinstance(opset, int) or opset < MIN_OPSET:
@@ -115,23 +107,31 @@ def export_onnx(
     example = torch.rand(1, num_frames, 3, *TRACE_SIZE, generator=torch.Generator().manual_seed(0))
 
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The tracer warns at every Python branch on a shape. The ones left in the models only
-        # check inputs or depend on the frame count, which is fixed; the export tests run the
-        # graph at other sizes than the example's to catch any that would matter.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            chunk,
-            (example,),
-            buffer,
-            dynamo=False,  # the TorchScript exporter: no extra dependency, dynamic h, w via axes
-            opset_version=opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {3: "h", 4: "w"}, OUTPUT_NAME: {3: "sh", 4: "sw"}},
-            do_constant_folding=True,
-        )
+    threads = torch.get_num_threads()
+    # Tracing runs the model once on a tiny clip, where more threads only add synchronisation
+    # (on a busy 2-core machine, 40x slower per conv with 2 threads than with 1).
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The tracer warns at every Python branch on a shape. The ones left in the models
+            # only check inputs or depend on the frame count, which is fixed; the export tests
+            # run the graph at other sizes than the example's to catch any that would matter.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # "legacy TorchScript-based ONNX export": see docs/readme/export.md.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            torch.onnx.export(
+                chunk,
+                (example,),
+                buffer,
+                dynamo=False,  # TorchScript exporter: no extra dependency, dynamic h, w by axes
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {3: "h", 4: "w"}, OUTPUT_NAME: {3: "sh", 4: "sw"}},
+                do_constant_folding=True,
+            )
+    finally:
+        torch.set_num_threads(threads)
     proto = onnx.load_model_from_string(buffer.getvalue())
     meta = {
         "format_version": "1",
@@ -162,9 +162,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames",
         type=int,
+        default=DEFAULT_FRAMES,
         metavar="N",
-        help="frames per call, fixed in the graph (default: one `afvsr upscale` chunk with its "
-        "context frames at that command's defaults for the model: 50 for BasicVSR)",
+        help=f"frames per call, fixed in the graph (default: {DEFAULT_FRAMES}, one `afvsr upscale` "
+        "chunk with its context at that command's defaults for BasicVSR); shorter clips are "
+        "mirror-padded to N",
     )
     parser.add_argument(
         "--opset",
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model}: only BasicVSR and fusion models export to ONNX, "
             f"got {type(model).__name__}"
         )
-    frames = default_num_frames(model) if args.frames is None else args.frames
+    frames = args.frames
     print(
         f"exporting {args.model} ({frames} frames per call, opset {args.opset})...", file=sys.stderr
     )

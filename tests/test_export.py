@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 import afvsr  # noqa: E402
 from afvsr.cli import main  # noqa: E402
 from afvsr.errors import AfvsrError  # noqa: E402
-from afvsr.export import TRACE_SIZE, default_num_frames, export_onnx  # noqa: E402
+from afvsr.export import DEFAULT_FRAMES, TRACE_SIZE, export_onnx  # noqa: E402
 from afvsr.models import Bicubic, build_model  # noqa: E402
 from afvsr.video.onnx_backend import OnnxModel, window_starts  # noqa: E402
 
@@ -39,12 +39,40 @@ def tiny_model(name: str, **extra) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture(scope="module", params=list(EXPORTED))
-def exported(request, tmp_path_factory):
-    name, extra = EXPORTED[request.param]
-    model = tiny_model(name, **extra)
-    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "m.onnx", num_frames=N)
-    return model, path
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny clips: one thread is faster than two, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def ort_session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory):
+    """Each tiny model exported once per test module: ``key -> (model, path)``."""
+    cache: dict[str, tuple[torch.nn.Module, object]] = {}
+
+    def get(key: str):
+        if key not in cache:
+            name, extra = EXPORTED[key]
+            model = tiny_model(name, **extra)
+            path = export_onnx(model, tmp_path_factory.mktemp(key) / "m.onnx", num_frames=N)
+            cache[key] = (model, path)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(params=list(EXPORTED))
+def exported(request, export_cache):
+    return export_cache(request.param)
 
 
 def test_trace_size_is_not_a_test_size():
@@ -53,7 +81,7 @@ def test_trace_size_is_not_a_test_size():
 
 def test_onnxruntime_matches_pytorch_at_two_sizes(exported):
     model, path = exported
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort_session(path)
     (inp,) = session.get_inputs()
     assert inp.name == "lq" and inp.shape[:3] == [1, N, 3]
     assert isinstance(inp.shape[3], str) and isinstance(inp.shape[4], str)  # dynamic h, w
@@ -79,9 +107,9 @@ def test_metadata_describes_the_model(exported):
     assert net.providers == ["CPUExecutionProvider"]
 
 
-def test_onnx_model_pads_short_clips_and_windows_long_ones(tmp_path):
-    model = tiny_model("basicvsr")
-    net = OnnxModel(export_onnx(model, tmp_path / "b.onnx", num_frames=N), device="cpu")
+def test_onnx_model_pads_short_clips_and_windows_long_ones(export_cache):
+    model, path = export_cache("basicvsr")
+    net = OnnxModel(path, device="cpu", threads=1)
     # Shorter than N: mirror-padded to N frames (0, 1 -> 0, 1, 0), output cropped back.
     lq = torch.rand(1, 2, 3, 10, 14)
     with torch.inference_mode():
@@ -92,8 +120,9 @@ def test_onnx_model_pads_short_clips_and_windows_long_ones(tmp_path):
     # Longer than N: windows [0, 3) and [2, 5) overlap on frame 2; the first owns frames 0, 1.
     assert window_starts(5, N) == [0, 2]
     lq = torch.rand(1, 5, 3, 10, 14)
-    with torch.inference_mode():
+    with torch.inference_mode(), pytest.warns(UserWarning, match="overlapping windows"):
         out = net(lq)
+    with torch.inference_mode():
         first, last = model(lq[:, 0:3]), model(lq[:, 2:5])
     assert out.shape == (1, 5, 3, 40, 56)
     assert (out[:, :2] - first[:, :2]).abs().max() < 1e-4
@@ -155,9 +184,8 @@ def test_onnx_model_rejects_files_it_cannot_run(tmp_path):
         OnnxModel(junk, device="tpu")
 
 
-def test_default_frames_are_one_upscale_chunk_with_its_context():
+def test_default_frames_are_one_basicvsr_upscale_chunk_with_its_context():
     from afvsr.video.upscale import default_chunk, default_overlap
 
-    for model in (tiny_model("basicvsr"), tiny_model("fusion", rates=[1, 3])):
-        overlap = default_overlap(model)
-        assert default_num_frames(model) == default_chunk(overlap) + 2 * overlap
+    overlap = default_overlap(tiny_model("basicvsr"))
+    assert DEFAULT_FRAMES == default_chunk(overlap) + 2 * overlap

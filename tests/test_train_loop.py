@@ -219,3 +219,41 @@ def test_ema_and_accumulation_run(tmp_path, frames):
     for name, value in final.state_dict().items():
         assert torch.equal(value, ema[name]), name
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ({"name": "iconvsr", "mid_channels": 8, "num_blocks": 1}, {}),
+        (
+            {"name": "fusion", "mid_channels": 4, "num_blocks": 1, "rates": [1, 2], "window": 3},
+            {"samples": "groups", "rates": [1, 2], "window": 3},
+        ),
+    ],
+    ids=["iconvsr", "fusion-from-scratch"],
+)
+def test_every_model_family_trains_and_validates(tmp_path, frames, model, data):
+    cfg = resolve_config(
+        tiny_config(
+            tmp_path,
+            frames,
+            model=model,
+            data=data,
+            train={"iterations": 2, "spynet_freeze_iters": 9},
+            val={"every": 2, "max_frames": 3, "max_clips": 1},
+        ),
+        "t.toml",
+    )
+    assert train(cfg, source="t.toml") == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    records = _metrics(run_dir)
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if "loss" in r)
+    groups = {k[3:] for r in records for k in r if k.startswith("lr/")}
+    children = {
+        n
+        for n, m in load_model(run_dir / "model_final.safetensors").named_children()
+        if any(True for _ in m.parameters())
+    }
+    assert groups == children  # one parameter group per top-level module
+    assert "val/psnr_y" in records[-1]

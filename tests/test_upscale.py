@@ -25,8 +25,8 @@ from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import psnr
 from afvsr.imresize import imresize
-from afvsr.models import AttentionFusionVSR, BasicVSR
-from afvsr.video.upscale import default_overlap
+from afvsr.models import AttentionFusionVSR, BasicVSR, Bicubic
+from afvsr.video.upscale import default_output, default_overlap
 
 VFR_PTS = [0, 40, 80, 200, 240, 300, 310, 400, 440, 520]  # ms
 
@@ -85,14 +85,14 @@ def test_cli_summary_refuses_existing_output_then_forces(tmp_path, capsys):
     assert main(args) == 0
     summary = capsys.readouterr()
     assert summary.out.startswith(f"wrote {out}: 4 frames 148x116") and summary.err == ""
-    first = digest(out)
+    first = read_frames(out)[0]
     out.write_bytes(b"keep me")
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("afvsr: error: output exists") and err.count("\n") == 1
     assert out.read_bytes() == b"keep me"
     assert main([*args, "--force"]) == 0
-    assert digest(out) == first
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(out)[0], first, strict=True))
 
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
@@ -167,7 +167,7 @@ def test_frame_folders_in_and_out_keep_names(tmp_path):
     assert (np.asarray(Image.open(out / "im10.png")) == 100).all()
     afvsr.upscale_video(folder, tmp_path / "frames.mp4", model=Upsample(), quiet=True)
     frames, pts, tb = read_frames(tmp_path / "frames.mp4")
-    assert len(frames) == 3 and [p * tb for p in pts] == [0, 0.04, 0.08]  # 25 frames/s
+    assert len(frames) == 3 and [float(p * tb) for p in pts] == [0, 0.04, 0.08]  # 25 frames/s
 
 
 def test_chunked_output_equals_whole_clip_output(tmp_path):
@@ -198,14 +198,30 @@ def test_tiles_odd_and_tiny_sizes(tmp_path):
     assert np.asarray(Image.open(tmp_path / "tiny_out" / "000001.png")).shape == (8, 12, 3)
 
 
-def test_bf16_on_cpu_runs_close_to_fp32(tmp_path):
+class ConvUp(torch.nn.Module):
+    """Stand-in with a convolution (autocast runs it in bf16) then nearest upsampling."""
+
+    scale = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, lq: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = lq.shape
+        x = lq.reshape(b * t, c, h, w)
+        x = torch.nn.functional.interpolate(x + 0.1 * self.conv(x), scale_factor=4)
+        return x.reshape(b, t, c, 4 * h, 4 * w)
+
+
+def test_bf16_autocast_on_cpu_runs_close_to_fp32(tmp_path):
     src = make_video(tmp_path / "in.mkv", num_frames=3, audio=False)
-    model = BasicVSR(mid_channels=4, num_blocks=1)
+    model = ConvUp()
     afvsr.upscale_video(src, tmp_path / "fp32", model=model, quiet=True)
     afvsr.upscale_video(src, tmp_path / "bf16", model=model, precision="bf16", quiet=True)
     a = np.asarray(Image.open(tmp_path / "fp32" / "000002.png")).astype(int)
     b = np.asarray(Image.open(tmp_path / "bf16" / "000002.png")).astype(int)
-    assert np.abs(a - b).mean() < 3
+    assert 0 < np.abs(a - b).max() <= 3  # bf16 did run (results differ), and only by rounding
 
 
 def test_real_models_through_the_pipeline(tmp_path, monkeypatch):
@@ -220,6 +236,7 @@ def test_real_models_through_the_pipeline(tmp_path, monkeypatch):
     assert (
         default_overlap(fusion) == 20
         and default_overlap(BasicVSR(mid_channels=4, num_blocks=0)) == 10
+        and default_overlap(Bicubic()) == 0
     )
     for name, model in [("basicvsr", BasicVSR(mid_channels=4, num_blocks=1)), ("fusion", fusion)]:
         summary = afvsr.upscale_video(
@@ -235,3 +252,18 @@ def test_api_rejects_a_scale_mismatch_before_reading(tmp_path):
         afvsr.upscale_video(
             make_video(tmp_path / "in.mkv", num_frames=1), model=Upsample(4), scale=3
         )
+
+
+def test_default_output_names(tmp_path):
+    assert default_output(tmp_path / "a.MP4", 4) == tmp_path / "a_x4.mp4"
+    assert default_output(tmp_path / "a.webm", 2) == tmp_path / "a_x2.mkv"  # webm holds no H.264
+    assert default_output(tmp_path, 4) == tmp_path.parent / f"{tmp_path.name}_x4"
+
+
+def test_streams_the_output_container_cannot_hold_are_one_clear_error(tmp_path):
+    src = make_video(tmp_path / "in.mkv", num_frames=2, subtitles=True)  # SubRip subtitles
+    with pytest.raises(
+        AfvsrError, match=r"subtitle stream \((srt|subrip)\).*choose a \.mkv output"
+    ):
+        afvsr.upscale_video(src, tmp_path / "out.mp4", model="bicubic", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]

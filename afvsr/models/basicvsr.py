@@ -93,7 +93,7 @@ class BidirectionalPropagation(nn.Module):
         b, t, _, h, w = lq.shape
         last = 0 if only is None else only
         state = lq.new_zeros(b, self.mid_channels, h, w)
-        backward_feats: list[Tensor] = [state] * t
+        backward_feats: list[Tensor | None] = [None] * t
         for i in range(t - 1, last - 1, -1):
             if i < t - 1:
                 state = flow_warp(state, flows_backward[:, i])  # state of i+1 onto frame i
@@ -101,16 +101,21 @@ class BidirectionalPropagation(nn.Module):
             backward_feats[i] = state
 
         state = lq.new_zeros(b, self.mid_channels, h, w)
-        fused: list[Tensor] = []
+        # Written frame by frame; each backward feature is released once fused, so inference
+        # holds about t + 1 feature maps, not 2t (and no final stack).
+        out = lq.new_empty(b, t, self.mid_channels, h, w) if only is None else None
         for i in range(t if only is None else only + 1):
             if i > 0:
                 state = flow_warp(state, flows_forward[:, i - 1])  # state of i-1 onto frame i
             state = self.forward_branch(torch.cat([lq[:, i], state], dim=1))
-            if only is None or i == only:
-                fused.append(self.lrelu(self.fusion(torch.cat([backward_feats[i], state], dim=1))))
-        if only is not None:
-            return fused[0]
-        return torch.stack(fused, dim=1)  # (b, t, mid_channels, h, w)
+            if only is not None and i < only:
+                continue
+            fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], state], dim=1)))
+            if only is not None:
+                return fused
+            out[:, i] = fused
+            backward_feats[i] = None
+        return out  # (b, t, mid_channels, h, w)
 
 
 def propagate(

@@ -157,7 +157,7 @@ class Reconstruction(nn.Module):
 
 
 def reconstruct_frames(
-    reconstruction: Reconstruction, feats: Tensor, lq: Tensor, *, max_pixels: int = 1 << 22
+    reconstruction: Reconstruction, feats: Tensor, lq: Tensor, *, max_pixels: int = 1 << 20
 ) -> Tensor:
     """Apply ``reconstruction`` to every frame, a few frames at a time to bound HR memory.
 

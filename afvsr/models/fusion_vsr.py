@@ -153,16 +153,16 @@ class AttentionFusionVSR(nn.Module):
             ``(b, t, G, mid_channels, h, w)``.
         """
         b, t, _, h, w = lq.shape
-        per_rate: dict[int, Tensor] = {}
-        for r in dict.fromkeys(self.rates):  # unique rates, in order
-            feats = None
+        out = lq.new_empty(b, t, len(self.rates), self.propagation.mid_channels, h, w)
+        first_group: dict[int, int] = {}  # rate -> the first group with it
+        for g, r in enumerate(self.rates):
+            if r in first_group:  # a repeated rate: same features
+                out[:, :, g] = out[:, :, first_group[r]]
+                continue
+            first_group[r] = g
             for p in range(min(r, t)):
-                sub = propagate(self.spynet, self.propagation, lq[:, p::r])  # (b, t_p, mid, h, w)
-                if feats is None:
-                    feats = sub.new_empty(b, t, sub.shape[2], h, w)
-                feats[:, p::r] = sub
-            per_rate[r] = feats
-        return torch.stack([per_rate[r] for r in self.rates], dim=2)
+                out[:, p::r, g] = propagate(self.spynet, self.propagation, lq[:, p::r])
+        return out  # (b, t, G, mid_channels, h, w)
 
     def fuse_and_reconstruct(
         self, feats: Tensor, lq: Tensor, *, max_pixels: int = 1 << 22

@@ -83,7 +83,9 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(
-                str(run_dir / "tensorboard"), purge_step=start_step if start_step > 0 else None
+                # Events after the checkpoint's step were written by the run that died: drop them.
+                str(run_dir / "tensorboard"),
+                purge_step=start_step + 1 if start_step > 0 else None,
             )
 
     def _truncate(self, step: int) -> None:

@@ -159,6 +159,12 @@ class Trainer:
             raise AfvsrError(
                 f'{source}: [train] precision: fp16 needs CUDA; use "fp32" or "bf16" on the CPU'
             )
+        for key in ("spynet_checkpoint", "backbone_checkpoint"):
+            if tcfg[key] and not Path(tcfg[key]).is_file():
+                raise AfvsrError(
+                    f"{source}: [train] {key}: no file {tcfg[key]} (train that stage first, or "
+                    f"--set train.{key}='\"\"' to start without it)"
+                )
         self.dist = D.init_distributed(
             "cuda" if run["device"] != "cpu" and torch.cuda.is_available() else "cpu"
         )
@@ -577,6 +583,7 @@ class Trainer:
         )
         loss_sum, loss_count, extras_sum = 0.0, 0, {}
         interval_start, interval_step = time.perf_counter(), self.step
+        interval_cpu = time.process_time()
         try:
             with self._stop_signals():
                 while self.step < total:
@@ -599,6 +606,10 @@ class Trainer:
                             **{f"lr/{k}": v for k, v in lrs.items()},
                             **{f"train/{k}": v / loss_count for k, v in extras_sum.items()},
                             "it_s": (self.step - interval_step) / max(elapsed, 1e-9),
+                            # CPU time of this process (all threads) per step: what the step
+                            # costs, however busy the machine is.
+                            "cpu_s_it": (time.process_time() - interval_cpu)
+                            / max(self.step - interval_step, 1),
                         }
                         if metrics_log is not None:
                             metrics_log.scalars(self.step, values)
@@ -622,6 +633,9 @@ class Trainer:
                         )
                         loss_sum, loss_count, extras_sum = 0.0, 0, {}
                         interval_start, interval_step = time.perf_counter(), self.step
+                        interval_cpu = time.process_time()
+                    # it/s and cpu_s_it count training steps only
+                    paused, paused_cpu = time.perf_counter(), time.process_time()
                     if every_val and (self.step % every_val == 0 or self.step == total):
                         self._validate(metrics_log)
                     checkpoint_due = (
@@ -632,6 +646,8 @@ class Trainer:
                     if self.stop_requested:
                         self.log.warning("stopped at step %d; continue with --resume", self.step)
                         return 0
+                    interval_start += time.perf_counter() - paused
+                    interval_cpu += time.process_time() - paused_cpu
             if self.dist.is_main:
                 self._export(self.run_dir / "model_final.safetensors")
                 self.log.info(

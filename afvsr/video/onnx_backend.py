@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,7 @@ class OnnxModel(nn.Module):
         self.input_name = self.session.get_inputs()[0].name
         self.kwargs = {"path": str(path), "device": device}
         self.path = path
+        self._warned_long = False
 
     def extra_repr(self) -> str:
         return f"path={str(self.path)!r}, num_frames={self.num_frames}, scale={self.scale}, providers={self.providers}"
@@ -115,6 +117,13 @@ class OnnxModel(nn.Module):
         if t <= n:
             idx = [mirror_index(i, t) for i in range(n)]  # 0..t-1, then reflected
             return self.run_chunk(np.ascontiguousarray(clip[idx])[None])[0, :t]
+        if not self._warned_long:
+            warnings.warn(
+                f"{self.path.name} takes {n} frames per call; clips of {t} frames run as "
+                f"overlapping windows (choose chunks of at most {n} frames with their context)",
+                stacklevel=3,
+            )
+            self._warned_long = True
         starts = window_starts(t, n)
         out = None
         for k, s in enumerate(starts):

@@ -182,10 +182,13 @@ class VideoReader:
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:
             raise AfvsrError(f"not a readable video: {self.path} ({exc})") from exc
         container = self._container
-        if not container.streams.video:
+        # The first real video stream: cover art (an "attached picture") is a one-frame stream.
+        still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+        videos = [v for v in container.streams.video if not v.disposition & still]
+        if not videos:
             self.close()
             raise AfvsrError(f"no video stream in {self.path}")
-        self._video = container.streams.video[0]
+        self._video = videos[0]
         self._video.thread_type = "AUTO"  # frame + slice threads; decode order is unchanged
         self._copied = [s for s in container.streams if s.type in ("audio", "subtitle")]
         self._frame_iter = self._decode()

@@ -89,7 +89,12 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def default_overlap(net: nn.Module) -> int:
-    """Context frames per side: DEFAULT_OVERLAP_STEPS recurrent steps of the model's widest stride."""
+    """Context frames per side: DEFAULT_OVERLAP_STEPS recurrent steps of the model's widest stride
+    (0 for bicubic, which looks at one frame at a time)."""
+    from afvsr.models import Bicubic
+
+    if isinstance(net, Bicubic):
+        return 0
     rates = getattr(net, "rates", None) or (1,)
     return DEFAULT_OVERLAP_STEPS * max(rates)
 
@@ -123,11 +128,9 @@ def upscale_frames(
     def run(x: Tensor) -> Tensor:  # (t, 3, th, tw) -> (k, 3, s*th, s*tw)
         with amp:
             sr = call(x[None])[0]
-        if sr.shape != (x.shape[0], 3, scale * x.shape[-2], scale * x.shape[-1]):
-            raise ValueError(
-                f"expected the model to return {(1, x.shape[0], 3, scale * x.shape[-2], scale * x.shape[-1])}, "
-                f"got {(1, *sr.shape)}"
-            )
+        expected = (x.shape[0], 3, scale * x.shape[-2], scale * x.shape[-1])
+        if sr.shape != expected:
+            raise ValueError(f"expected the model to return {(1, *expected)}, got {(1, *sr.shape)}")
         return sr[keep].float()
 
     if tile:
@@ -181,7 +184,7 @@ def upscale_video(
         device: ``"cpu"`` or ``"cuda"``. precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
         chunk, overlap: frames per temporal chunk and context frames on each side of it.
             Default (None): overlap 10 recurrent steps (10 frames for BasicVSR, 10 x the largest
-            rate for the fusion model), chunk max(30, 2 x overlap).
+            rate for the fusion model, 0 for bicubic), chunk max(30, 2 x overlap).
         tile, tile_overlap: spatial tile size and overlap in input pixels (None: whole frames).
         codec, crf: video encoder and quality (lower crf = better, larger).
         force: overwrite an existing output. quiet: no progress bar on stderr.
