@@ -1,17 +1,16 @@
 """Export BasicVSR or the fusion model to ONNX, for onnxruntime and other ONNX runtimes.
 
-The unit is a chunk of a fixed number of frames N (``--frames``, stored in the file's metadata);
-height and width stay dynamic. The graph maps ``lq (1, N, 3, h, w)`` float32 in [0, 1] to
-``sr (1, N, 3, scale*h, scale*w)`` and is the model's ``sequence`` computation: bidirectional
-propagation over the whole chunk (per rate and phase for the fusion model), then per-frame
-fusion and reconstruction. Run a shorter chunk by mirror-padding it to N frames and cropping the
-output back (what ``afvsr.video.onnx_backend.OnnxModel`` does).
+The unit is a chunk of a fixed number of frames N (--frames, stored in the file's metadata);
+height and width stay dynamic. The graph maps lq (1, N, 3, h, w), float32 RGB in [0, 1], to
+sr (1, N, 3, scale*h, scale*w): what the model computes on the chunk (the fusion model in
+sequence mode), with fusion and reconstruction one frame at a time. Shorter clips are run
+mirror-padded to N frames and cropped back (afvsr.video.onnx_backend.OnnxModel does this).
 
-The default N = 50 is one chunk of ``afvsr upscale`` with its context at that command's defaults
-for BasicVSR (30 frames plus 10 on each side), so the ONNX backend sees the temporal context
-PyTorch sees. The graph is unrolled over the N frames (and over every rate and phase for the
-fusion model), so export time, file size and session start grow with N: full-size BasicVSR at
-N = 50 is 23k nodes, 31 MB.
+The default N = 50 is one `afvsr upscale` chunk with its context at that command's defaults for
+BasicVSR (30 frames plus 10 on each side), so the ONNX backend sees the context PyTorch sees.
+The graph is unrolled over the N frames (and over every rate and phase for the fusion model), so
+export time, file size and session start-up grow with N: full-size BasicVSR at N = 50 is 23k
+nodes and 31 MB. The file is written atomically; an existing one is kept unless --force.
 
 examples:
   afvsr export basicvsr-small --onnx basicvsr.onnx

@@ -8,6 +8,7 @@ parts that need it (flow coordinates, the final residual add) kept in fp32 by th
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import torch
@@ -31,7 +32,7 @@ def check_precision(precision: str, device: str | torch.device) -> None:
         raise ValueError(f"expected precision in {sorted(PRECISIONS)}, got {precision!r}")
     dev = torch.device(device)
     if dev.type == "cpu" and precision == "fp16":
-        raise ValueError("fp16 needs a CUDA device; on CPU use --precision fp32 or bf16")
+        raise ValueError("--precision fp16 needs --device cuda; on a CPU use fp32 or bf16")
     if dev.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         print(
             "afvsr: warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): "
@@ -40,8 +41,11 @@ def check_precision(precision: str, device: str | torch.device) -> None:
         )
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a clear error when CUDA is asked for but absent."""
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present); a clear error when
+    CUDA is asked for but absent."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but PyTorch sees no CUDA device here")
@@ -64,7 +68,12 @@ def prepare_for_inference(
     frames stays eager so clips of any length reuse one compiled graph per frame size.
     """
     check_precision(precision, device)
-    model = model.eval().to(device).to(memory_format=torch.channels_last)
+    model = model.eval().to(device)
+    for module in model.modules():  # 4-D conv weights channels-last, 5-D (Conv3d) channels-last-3d
+        if isinstance(module, nn.Conv2d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+        elif isinstance(module, nn.Conv3d):
+            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
     if compile:
         for name, child in list(model.named_children()):
             if name in ("propagation", "reconstruction", "attention"):
@@ -74,12 +83,18 @@ def prepare_for_inference(
     return model
 
 
+def autocast_context(device: torch.device, precision: str):
+    """fp32: a no-op context; bf16/fp16: ``torch.autocast`` (the models keep flow coordinates and
+    the final residual add in fp32)."""
+    check_precision(precision, device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+
+
 def run_model(model: nn.Module, lq: Tensor, *, precision: str = "fp32", **forward_kwargs) -> Tensor:
     """``lq (b, t, 3, h, w)`` → ``(b, t, 3, s*h, s*w)`` float32, under inference mode and autocast."""
     device = next(iter(model.parameters()), lq).device
     lq = lq.to(device)
-    with torch.inference_mode():
-        if precision == "fp32":
-            return model(lq, **forward_kwargs)
-        with torch.autocast(device_type=device.type, dtype=PRECISIONS[precision]):
-            return model(lq, **forward_kwargs).float()
+    with torch.inference_mode(), autocast_context(device, precision):
+        return model(lq, **forward_kwargs).float()

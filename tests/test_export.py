@@ -129,6 +129,26 @@ def test_onnx_model_pads_short_clips_and_windows_long_ones(export_cache):
     assert (out[:, 2:] - last).abs().max() < 1e-4
 
 
+def test_upscale_video_runs_an_onnx_model(export_cache, tmp_path):
+    from PIL import Image
+
+    model, path = export_cache("basicvsr")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(frames / f"{i}.png")
+    # Chunks of 1 frame with 1 context frame per side: the middle frames come from 3-frame calls.
+    kw = {"chunk": 1, "overlap": 1, "quiet": True}
+    afvsr.upscale_video(frames, tmp_path / "onnx", model=OnnxModel(path, threads=1), **kw)
+    afvsr.upscale_video(frames, tmp_path / "torch", model=model, **kw)
+    read = lambda d: np.stack([np.asarray(Image.open(d / f"{i}.png")) for i in range(4)])  # noqa: E731
+    onnx_frames, torch_frames = read(tmp_path / "onnx"), read(tmp_path / "torch")
+    assert onnx_frames.shape == (4, 64, 80, 3)
+    diff = onnx_frames[1:3].astype(int) - torch_frames[1:3].astype(int)
+    assert np.abs(diff).max() <= 1  # one 8-bit level at most (rounding)
+
+
 @pytest.mark.parametrize("t,n", [(4, 3), (5, 3), (11, 4), (57, 50), (200, 50), (9, 1)])
 def test_window_starts_cover_the_clip_with_overlap(t, n):
     starts = window_starts(t, n)

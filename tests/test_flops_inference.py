@@ -48,10 +48,23 @@ def test_run_model_matches_plain_forward_in_fp32_and_close_in_bf16():
     assert (out_bf16 - ref).abs().mean() < 0.02
 
 
+def test_prepare_for_inference_keeps_fusion_model_outputs():
+    """Conv3d weights (the attention's dense block) are converted too, and values do not change."""
+    from afvsr.models import AttentionFusionVSR
+
+    model = AttentionFusionVSR(mid_channels=8, num_blocks=1, num_heads=2).eval()
+    lq = torch.rand(1, 4, 3, 12, 12)
+    with torch.no_grad():
+        ref = model(lq)
+    fast = prepare_for_inference(model)
+    assert fast.attention.fusion.conv3d_1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.allclose(run_model(fast, lq, mode="sequence"), ref, atol=1e-5)
+
+
 def test_precision_and_device_errors():
     with pytest.raises(ValueError, match="expected precision in"):
         check_precision("fp8", "cpu")
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+    with pytest.raises(ValueError, match="fp16 needs --device cuda"):
         check_precision("fp16", "cpu")
     with pytest.raises(ValueError, match="expected device cpu or cuda"):
         resolve_device("mps")

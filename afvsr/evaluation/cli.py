@@ -110,17 +110,6 @@ def open_dataset(args: argparse.Namespace, scale: int):
     )
 
 
-def resolve_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here (use --device cpu)")
-    return device
-
-
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``"vimeo:test"`` → ``("vimeo", "test")``; an existing folder or ``"REDS4"`` → no split."""
     if Path(spec).exists() or ":" not in spec:
@@ -133,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from afvsr.checkpoint import default_model_name, load_model
     from afvsr.errors import AfvsrError
     from afvsr.evaluation.evaluate import evaluate, format_metrics, write_results
+    from afvsr.inference import prepare_for_inference, resolve_device
 
     def progress(msg: str) -> None:
         print(f"afvsr eval: {msg}", file=sys.stderr, flush=True)
@@ -141,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--out: folder {Path(args.out).parent} does not exist")
     device = resolve_device(args.device)
     source = args.model or default_model_name()
-    model = load_model(source, map_location=device, scale=args.scale or 4)
+    model = prepare_for_inference(
+        load_model(source, map_location=device, scale=args.scale or 4), device=device
+    )
     if args.scale is not None and model.scale != args.scale:
         raise AfvsrError(f"model '{source}' upscales x{model.scale} but --scale is {args.scale}")
     dataset = open_dataset(args, model.scale)

@@ -339,7 +339,7 @@ def _run_attention(args: argparse.Namespace) -> Path:
     import torch
 
     from afvsr.checkpoint import default_model_name, load_model
-    from afvsr.evaluation.cli import resolve_device
+    from afvsr.inference import resolve_device
 
     device = resolve_device(args.device)
     source = args.model or default_model_name()
@@ -365,8 +365,8 @@ def _run_attention(args: argparse.Namespace) -> Path:
 
 def _run_compare(args: argparse.Namespace) -> Path:
     from afvsr.checkpoint import available_models, load_model
-    from afvsr.evaluation.cli import resolve_device
     from afvsr.evaluation.evaluate import model_name, upscale_clip
+    from afvsr.inference import resolve_device
 
     device = resolve_device(args.device)
     sources = args.models or [m for m in COMPARE_DEFAULTS if m in available_models()]

@@ -68,8 +68,8 @@ def flow_warp(x: Tensor, flow: Tensor, *, padding_mode: str = "zeros") -> Tensor
     # Normalise for align_corners=False (pixel p ↦ (2p + 1)/size - 1): the same samples as
     # align_corners=True, but no branch on the size (so an ONNX export keeps h, w dynamic), and a
     # size of 1 still moves with the flow.
-    gx = (2.0 * coords[:, 0] + 1.0) / w - 1.0
-    gy = (2.0 * coords[:, 1] + 1.0) / h - 1.0
+    gx = coords[:, 0] * (2.0 / w) + (1.0 / w - 1.0)
+    gy = coords[:, 1] * (2.0 / h) + (1.0 / h - 1.0)
     grid = torch.stack([gx, gy], dim=-1)  # (b, h, w, 2)
     return F.grid_sample(
         x, grid.to(x.dtype), mode="bilinear", padding_mode=padding_mode, align_corners=False

@@ -189,7 +189,6 @@ class Trainer:
         self.model.train()
         self.groups = self.task.param_groups(self.model)
         check_groups(self.model, self.groups)
-        self.param_names = {id(p): n for n, p in self.model.named_parameters()}
         self.optimizer = torch.optim.Adam(
             [
                 {"params": g.parameters(), "lr": g.lr, "base_lr": g.lr, "name": g.name}

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=18,
         help="quality for x264/x265/VP9/AV1, lower is better (default: 18)",
     )
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnxruntime"),
+        help="torch (default) or onnxruntime (--model is then an .onnx file from 'afvsr export')",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         crf=args.crf,
         force=args.force,
         quiet=args.quiet,
+        backend=args.backend,
     )
     print(summary_line(summary))
     return 0

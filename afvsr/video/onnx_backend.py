@@ -105,7 +105,10 @@ class OnnxModel(nn.Module):
         self._warned_long = False
 
     def extra_repr(self) -> str:
-        return f"path={str(self.path)!r}, num_frames={self.num_frames}, scale={self.scale}, providers={self.providers}"
+        return (
+            f"path={str(self.path)!r}, num_frames={self.num_frames}, scale={self.scale}, "
+            f"providers={self.providers}"
+        )
 
     def run_chunk(self, lq: np.ndarray) -> np.ndarray:
         """One call of the graph: ``(1, N, 3, h, w)`` float32 → ``(1, N, 3, s*h, s*w)``."""
@@ -115,7 +118,7 @@ class OnnxModel(nn.Module):
         """``clip (t, 3, h, w)`` float32, any t >= 1 → ``(t, 3, s*h, s*w)``."""
         t, n = clip.shape[0], self.num_frames
         if t <= n:
-            idx = [mirror_index(i, t) for i in range(n)]  # 0..t-1, then reflected
+            idx = [mirror_index(i, t) for i in range(n)]  # 0..t-1, then t-2, t-3, ... (mirror)
             return self.run_chunk(np.ascontiguousarray(clip[idx])[None])[0, :t]
         if not self._warned_long:
             warnings.warn(

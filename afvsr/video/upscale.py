@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
+from afvsr.inference import autocast_context, prepare_for_inference, resolve_device
 from afvsr.video.chunking import pad_to_min_size, temporal_chunks, upscale_tiled
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
@@ -34,7 +35,6 @@ DEFAULT_CHUNK = 30
 DEFAULT_OVERLAP_STEPS = 10
 DEFAULT_TILE_OVERLAP = 16
 MIN_SIZE = 16  # smaller frames are edge-padded before the model, the output cropped back
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Containers that take H.264 and keep the input's audio as is; other inputs become .mkv.
 KEPT_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
 
@@ -70,22 +70,34 @@ def resolve_model(
     return net.to(device).eval(), label
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AfvsrError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    return dev
+BACKENDS = ("torch", "onnxruntime")
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """fp32: nothing; bf16/fp16: ``torch.autocast`` (the models keep flow warping in fp32)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"expected precision in {sorted(PRECISIONS)}, got {precision!r}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type == "cpu":
-        raise AfvsrError("--precision fp16 needs --device cuda; on a CPU use bf16")
-    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+def resolve_onnx_model(
+    model: str | os.PathLike | nn.Module, scale: int | None, device: torch.device
+) -> tuple[nn.Module, str]:
+    """An ``.onnx`` file from ``afvsr export`` → (OnnxModel, its label)."""
+    from afvsr.video.onnx_backend import OnnxModel
+
+    if isinstance(model, nn.Module) or not str(model).endswith(".onnx"):
+        raise AfvsrError(
+            f"--backend onnxruntime needs an .onnx file from 'afvsr export', got {model}"
+        )
+    net = OnnxModel(model, device=device.type)
+    if scale is not None and net.scale != scale:
+        raise AfvsrError(f"the model upscales x{net.scale}, but --scale {scale} was asked for")
+    return net, Path(model).name
+
+
+def onnx_chunking(net: nn.Module, overlap: int | None, chunk: int | None) -> tuple[int, int]:
+    """Overlap and chunk that fit the exported graph's fixed N frames, scene-cut slack included
+    (chunk + chunk//4 + 2*overlap <= N)."""
+    n = net.num_frames
+    if overlap is None:
+        overlap = min(default_overlap(net), n // 4)
+    if chunk is None:
+        chunk = max(1, (n - 2 * overlap) * 4 // 5)
+    return overlap, chunk
 
 
 def default_overlap(net: nn.Module) -> int:
@@ -170,6 +182,7 @@ def upscale_video(
     force: bool = False,
     quiet: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    backend: str = "torch",
 ) -> dict:
     """Upscale a video file or a folder of frames, streaming; return a summary dict.
 
@@ -189,6 +202,7 @@ def upscale_video(
         codec, crf: video encoder and quality (lower crf = better, larger).
         force: overwrite an existing output. quiet: no progress bar on stderr.
         progress: called as ``progress(frames_done, total_or_None)`` after each chunk.
+        backend: ``"torch"`` or ``"onnxruntime"`` (``model`` is then a file from ``afvsr export``).
 
     Returns:
         A dict: input, output, model, scale, frames, input_size, output_size, fps, duration,
@@ -213,11 +227,22 @@ def upscale_video(
     if not input_path.exists():
         raise FileNotFoundError(f"input not found: {input_path}")
     dev = resolve_device(device)
-    amp = autocast(dev, precision)
-    net, model_label = resolve_model(model, scale, dev)
+    amp = autocast_context(dev, precision)
+    if backend not in BACKENDS:
+        raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
+    if backend == "onnxruntime":
+        if precision != "fp32":
+            raise AfvsrError(
+                "--backend onnxruntime runs the exported fp32 graph: use --precision fp32"
+            )
+        net, model_label = resolve_onnx_model(model, scale, dev)
+        overlap, chunk = onnx_chunking(net, overlap, chunk)
+    else:
+        net, model_label = resolve_model(model, scale, dev)
+        net = prepare_for_inference(net, device=dev, precision=precision)
+        overlap = default_overlap(net) if overlap is None else overlap
+        chunk = default_chunk(overlap) if chunk is None else chunk
     s = net.scale
-    overlap = default_overlap(net) if overlap is None else overlap
-    chunk = default_chunk(overlap) if chunk is None else chunk
     output_path = Path(output) if output is not None else default_output(input_path, s)
     if output_path.resolve() == input_path.resolve():
         raise AfvsrError(f"output {output_path} is the input; choose another output path")
