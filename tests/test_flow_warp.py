@@ -44,18 +44,25 @@ def test_zero_flow_is_identity():
 
 def test_spynet_output_size_and_rescaling():
     net = SPyNet().eval()
+    for level in net.basic_module:  # untrained SPyNet predicts zero flow: give it some motion
+        torch.nn.init.normal_(level.body[-1].weight, std=0.01)
+        torch.nn.init.constant_(level.body[-1].bias, 0.3)
     ref = smooth_image(37, 53)
     with torch.no_grad():
         flow = net(ref, ref)
         assert flow.shape == (1, 2, 37, 53)
-        # Untrained SPyNet still predicts the same flow for identical inputs whatever the
-        # module weights: check that the x/y rescaling is by w/w_up and h/h_up.
+        # The x/y rescaling is by w/w_up and h/h_up.
         up = F.interpolate(ref, size=(64, 64), mode="bilinear", align_corners=False)
         inner = net.compute_flow(up, up)
         expected = F.interpolate(inner, size=(37, 53), mode="bilinear", align_corners=False)
         expected[:, 0] *= 53 / 64
         expected[:, 1] *= 37 / 64
         assert torch.allclose(flow, expected, atol=1e-5)
+
+
+def test_untrained_spynet_predicts_zero_flow():
+    img = smooth_image()
+    assert torch.equal(SPyNet()(img, torch.roll(img, 3, dims=3)), torch.zeros(1, 2, 32, 40))
 
 
 def test_spynet_rejects_mismatched_inputs():

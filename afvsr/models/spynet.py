@@ -31,6 +31,10 @@ class SPyNetBasicModule(nn.Module):
             if i < 4:
                 layers.append(nn.ReLU(inplace=True))
         self.body = nn.Sequential(*layers)
+        # An untrained level predicts no residual, so an untrained SPyNet gives zero flow (the
+        # identity warp) rather than random motion; training starts from there.
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(n, 8, h, w) -> (n, 2, h, w)``."""
