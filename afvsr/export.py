@@ -116,7 +116,7 @@ def export_onnx(
             # only check inputs or depend on the frame count, which is fixed; the export tests
             # run the graph at other sizes than the example's to catch any that would matter.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            # "legacy TorchScript-based ONNX export": see docs/readme/export.md.
+            # "legacy TorchScript-based ONNX export": see README.md, "Export to ONNX".
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             torch.onnx.export(
                 chunk,

@@ -17,11 +17,14 @@ from torch.utils.flop_counter import FlopCounterMode
 def count_flops(model: nn.Module, lq_shape: tuple[int, ...], **forward_kwargs) -> dict[str, float]:
     """FLOPs of ``model(lq, **forward_kwargs)`` for ``lq`` of shape ``(b, t, 3, h, w)``.
 
+    A model built under ``with torch.device("meta"):`` is used as is (no weights are ever made).
+
     Returns:
         ``{"total": FLOPs, "per_frame": total / (b*t), "<submodule>": FLOPs, ...}`` where the
         submodule keys are the model's direct children (e.g. spynet, propagation, reconstruction).
     """
-    meta_model = copy.deepcopy(model).to("meta")
+    on_meta = all(p.device.type == "meta" for p in model.parameters())
+    meta_model = model if on_meta else copy.deepcopy(model).to("meta")
     lq = torch.empty(lq_shape, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         meta_model(lq, **forward_kwargs)

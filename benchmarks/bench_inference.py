@@ -92,9 +92,15 @@ def main() -> None:
         "--models", default="basicvsr,fusion-sequence", help=f"comma list of {sorted(MODELS)}"
     )
     parser.add_argument("--precision", default="fp32", help="comma list of fp32,bf16")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--markdown", help="also write a markdown table (the README's) to this file"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.one:
         name, precision = args.one.split(":")
         print(json.dumps(run_one(name, args.frames, h, w, precision)))

@@ -1,4 +1,4 @@
-"""Train a model from a config file (TOML or YAML); see docs/readme/training.md.
+"""Train a model from a config file (TOML or YAML); see README.md, "Training".
 
 Examples:
   afvsr train -c configs/cpu/basicvsr.toml

@@ -26,7 +26,7 @@ from afvsr.video.chunking import pad_to_min_size, temporal_chunks, upscale_tiled
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
 
-# Chunk defaults (see docs/readme/upscale.md and benchmarks/bench_chunk_overlap.py): a chunk sees
+# Chunk defaults (see README.md, "Streaming", and benchmarks/bench_chunk_overlap.py): a chunk sees
 # DEFAULT_OVERLAP_STEPS propagation steps of context on each side. A recurrent step moves one
 # frame in BasicVSR/IconVSR, but ``r`` frames in the fusion model's rate-``r`` stream, so the
 # overlap in frames is the steps times the model's largest rate. A chunk is at least
