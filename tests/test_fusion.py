@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from afvsr.frame_groups import group_indices, mirror_index
 from afvsr.models import AttentionFusionVSR, BasicVSR
-from afvsr.models.fusion_vsr import group_indices, mirror_index
 
 TINY = {"mid_channels": 8, "num_blocks": 1}
 

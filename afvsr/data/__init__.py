@@ -19,10 +19,11 @@ from afvsr.data.clips import Clip, ClipDataset, ClipGeometry
 from afvsr.data.folders import FrameFolders
 from afvsr.data.frames import list_frames, read_frame
 from afvsr.data.reds import REDS, REDS4, REDSVAL4
-from afvsr.data.samples import RateGroupSamples, SequenceSamples, group_indices, mirror_index
+from afvsr.data.samples import RateGroupSamples, SequenceSamples
 from afvsr.data.shared import SharedData, shared_data_root
 from afvsr.data.video import VideoFile
 from afvsr.data.vimeo import Vimeo90K
+from afvsr.frame_groups import group_indices, mirror_index
 
 __all__ = [
     "EVAL_SPECS",

@@ -23,40 +23,7 @@ from torch.utils.data import Dataset
 
 from afvsr.data.clips import ClipDataset
 from afvsr.errors import AfvsrError
-
-
-def mirror_index(i: int, num_frames: int) -> int:
-    """Reflect frame index ``i`` into ``[0, num_frames)`` without repeating the end frames.
-
-    ``-1 -> 1``, ``-2 -> 2``, ``num_frames -> num_frames - 2``, repeating with period
-    ``2 * (num_frames - 1)`` further out; 0 for a one-frame clip. Same rule as
-    ``afvsr.models.fusion_vsr.mirror_index``.
-    """
-    if num_frames == 1:
-        return 0
-    period = 2 * (num_frames - 1)
-    i %= period
-    return i if i < num_frames else period - i
-
-
-def group_indices(t: int, num_frames: int, *, rates: Sequence[int], window: int) -> list[list[int]]:
-    """Frame indices ``[G][window]``: group g is ``t + rates[g] * k`` for ``k = -(W//2)..W//2``.
-
-    Indices past the clip's ends are mirrored (``mirror_index``); the middle entry is ``t``.
-    """
-    half = window // 2
-    return [[mirror_index(t + r * k, num_frames) for k in range(-half, half + 1)] for r in rates]
-
-
-def check_rates(rates: Sequence[int], window: int) -> tuple[int, ...]:
-    rates = tuple(rates)
-    if not rates or not all(
-        isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in rates
-    ):
-        raise ValueError(f"expected a non-empty list of positive integer rates, got {rates!r}")
-    if not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ValueError(f"expected an odd window (frames per group) >= 1, got {window!r}")
-    return rates
+from afvsr.frame_groups import check_rates, group_indices
 
 
 def _augment(x: Tensor, flips: Sequence[bool], time_dim: int | None) -> Tensor:

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import METRIC_NAMES, frame_metrics, mean_metric
+from afvsr.frame_groups import mirror_index
 from afvsr.io_utils import atomic_path
-from afvsr.models.fusion_vsr import mirror_index
 
 FORMAT_VERSION = 1
 CSV_COLUMNS = (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from afvsr.frame_groups import check_rates, group_indices
 from afvsr.models.attention import (
     AttentionMaps,
     MultiHeadAttentionFusion,
@@ -27,36 +28,8 @@ from afvsr.models.spynet import SPyNet
 MODES = ("window", "sequence")
 
 
-def mirror_index(i: int, num_frames: int) -> int:
-    """Reflect index ``i`` into ``[0, num_frames)`` without repeating the edge frame.
-
-    ``-1 → 1``, ``-2 → 2``, ``num_frames → num_frames - 2``; repeated for indices further out
-    (period ``2*(num_frames-1)``), and always 0 for a one-frame clip.
-    """
-    if num_frames == 1:
-        return 0
-    period = 2 * (num_frames - 1)
-    i = i % period
-    return i if i < num_frames else period - i
-
-
-def group_indices(
-    t: int, num_frames: int, *, rates: tuple[int, ...], window: int
-) -> list[list[int]]:
-    """Frame indices of every group for reference frame ``t`` of a ``num_frames`` clip.
-
-    Group g is ``[mirror(t + rates[g]*k) for k in -W//2..W//2]``; its middle entry is ``t``.
-    """
-    half = window // 2
-    return [[mirror_index(t + r * k, num_frames) for k in range(-half, half + 1)] for r in rates]
-
-
 def check_fusion_args(rates: tuple[int, ...], window: int, num_heads: int) -> tuple[int, ...]:
-    rates = tuple(rates)
-    if len(rates) == 0 or not all(isinstance(r, int) and r >= 1 for r in rates):
-        raise ValueError(f"expected a non-empty list of positive integer rates, got {rates!r}")
-    if not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ValueError(f"expected an odd window (number of frames per group), got {window!r}")
+    rates = check_rates(rates, window)
     if not isinstance(num_heads, int) or num_heads < 1:
         raise ValueError(f"expected num_heads >= 1, got {num_heads!r}")
     return rates

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from afvsr.frame_groups import mirror_index
 from afvsr.models.basicvsr import compute_flows
 from afvsr.models.common import (
     Reconstruction,
@@ -29,7 +30,6 @@ from afvsr.models.common import (
     reconstruct_frames,
 )
 from afvsr.models.edvr import EDVRFeatureExtractor
-from afvsr.models.fusion_vsr import mirror_index
 from afvsr.models.spynet import SPyNet
 
 DEFORM_GROUPS = 8  # the extractor's PCD, as in EDVR-M and IconVSR

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
+from afvsr.frame_groups import mirror_index
 from afvsr.models.common import check_lq
-from afvsr.models.fusion_vsr import mirror_index
 
 METADATA_PREFIX = "afvsr."
 DEVICES = ("auto", "cpu", "cuda")
