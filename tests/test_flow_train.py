@@ -145,3 +145,36 @@ def test_task_datasets_and_validation_on_the_shared_data():
     for key in ("epe", "epe_zero_flow", "warp_psnr", "warp_psnr_zero_flow"):
         assert np.isfinite(result.metrics[key]), key
     assert all(img.ndim == 3 and img.shape[0] == 3 for img in result.images.values())
+
+
+def test_real_pairs_are_the_same_crop_of_consecutive_frames(tmp_path):
+    from afvsr.flow.real import RealFramePairs
+
+    base = write_frames(tmp_path, n=1)[0]
+    img = np.asarray(Image.open(base))
+    sequence = []
+    for k in range(3):  # frame k is the image moved 2k px to the right
+        path = tmp_path / f"seq_{k}.png"
+        Image.fromarray(np.roll(img, 2 * k, axis=1)).save(path)
+        sequence.append(path)
+    ds = RealFramePairs([sequence, sequence[:1]], patch_size=32, downscales=[2], seed=5)
+    assert len(ds) == 2  # two pairs; a one-frame sequence has none
+    a, b = ds[0], RealFramePairs([sequence], patch_size=32, downscales=[2], seed=5)[0]
+    assert all(torch.equal(a[k], b[k]) for k in ("ref", "supp"))
+    assert a["ref"].shape == a["supp"].shape == (3, 32, 32)
+    # The two frames differ by a 1 LR px shift (2 px at x2): flipped or swapped, the zero-flow
+    # error is well above the error after the best 1 px shift either way.
+    ref, supp = a["ref"], a["supp"]
+    best = min((ref[..., 2:-2] - supp[..., 2 + d : 30 + d]).abs().mean() for d in (-1, 1))
+    assert best < 0.5 * (ref - supp).abs().mean()
+
+
+def test_best_metric_follows_the_stage():
+    from afvsr.flow.task import FlowTask
+
+    synthetic = FlowTask(resolve_config(raw_config(), "x.toml"))
+    assert (synthetic.best_metric, synthetic.best_mode) == ("epe", "min")
+    real = FlowTask(resolve_config(raw_config(pairs="real"), "x.toml"))
+    assert (real.best_metric, real.best_mode) == ("warp_psnr", "max")
+    with pytest.raises(AfvsrError, match=r"\[val\] best"):
+        resolve_config({**raw_config(), "val": {"best": "psnr"}}, "x.toml")

@@ -76,7 +76,11 @@ def held_out_synthetic(data: dict[str, Any], *, num_pairs: int, seed: int):
 
 
 class FlowTask(Task):
-    """SPyNet on synthetic flow (supervised) or real pairs (unsupervised); lowest EPE is best."""
+    """SPyNet on synthetic flow (supervised) or real pairs (unsupervised).
+
+    The best checkpoint has the lowest held-out EPE (synthetic stage) or the highest warp PSNR
+    on real validation pairs (real stage), unless ``[val] best`` says otherwise.
+    """
 
     name = "flow"
     data_defaults: dict[str, Any] = {
@@ -117,12 +121,17 @@ class FlowTask(Task):
         "gt_downscale": 1,  # 2: shrink DAVIS x2 first (as configs/cpu/basicvsr.toml does)
         "border": 4,  # LR pixels left out of the warp PSNR
         "batch_size": 16,
+        "best": "",  # "epe" (lowest) or "warp_psnr" (highest); "" = epe for synthetic pairs,
+        # warp_psnr for real pairs (the unsupervised stage does not see synthetic flow)
     }
     best_metric = "epe"
     best_mode = "min"
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
+        best = cfg["val"]["best"] or ("epe" if cfg["data"]["pairs"] == "synthetic" else "warp_psnr")
+        self.best_metric = best
+        self.best_mode = "min" if best == "epe" else "max"
         self._val_synthetic: list[dict[str, Tensor]] | None = None
         self._val_real: list[tuple[str, Tensor, Tensor]] | None = None
 
@@ -172,6 +181,10 @@ class FlowTask(Task):
             raise AfvsrError(
                 f"{source}: [val] expected num_pairs >= 1, num_real_pairs >= 0 and batch_size >= 1, "
                 f"got {val['num_pairs']}, {val['num_real_pairs']}, {val['batch_size']}"
+            )
+        if val["best"] not in ("", "epe", "warp_psnr"):
+            raise AfvsrError(
+                f'{source}: [val] best: expected "epe" or "warp_psnr" (or ""), got {val["best"]!r}'
             )
         if val["scale"] not in (2, 3, 4) or val["gt_downscale"] not in (1, 2):
             raise AfvsrError(
