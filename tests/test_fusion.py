@@ -119,3 +119,21 @@ def test_bad_mode_and_group_shape():
         model(torch.rand(1, 3, 3, 8, 8), mode="frames")
     with pytest.raises(ValueError, match="expected 3 groups of 5 frames, got 2 of 5"):
         model.forward_groups(torch.rand(1, 2, 5, 3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "cin,cout,kernel,padding,depth",
+    [
+        (8, 6, 3, 1, 3),
+        (12, 5, (3, 3, 3), (0, 1, 1), 3),
+        (4, 4, (2, 3, 3), (0, 1, 1), 2),
+        (6, 3, 3, 1, 1),
+    ],
+)
+def test_conv3d_as_2d_equals_conv3d(cin, cout, kernel, padding, depth):
+    from afvsr.models.attention import conv3d_as_2d
+
+    conv = torch.nn.Conv3d(cin, cout, kernel, 1, padding)
+    x = torch.randn(2, cin, depth, 7, 9)
+    with torch.no_grad():
+        assert torch.allclose(conv3d_as_2d(conv, x), conv(x), atol=1e-5)
