@@ -57,9 +57,17 @@ def default_model_name() -> str:
 
 
 def save_model(
-    model: nn.Module, path: str | os.PathLike, *, extra: dict[str, str] | None = None
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    extra: dict[str, str] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> None:
-    """Write ``model``'s weights and constructor arguments to ``path`` (safetensors), atomically."""
+    """Write ``model``'s weights and constructor arguments to ``path`` (safetensors), atomically.
+
+    ``dtype=torch.float16`` stores floating-point weights at half size (shipped weights); loading
+    casts them back to the model's fp32 parameters.
+    """
     meta = {
         "format_version": FORMAT_VERSION,
         "model": model_family(model),
@@ -67,6 +75,8 @@ def save_model(
     }
     meta.update(extra or {})
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 

@@ -57,3 +57,16 @@ def test_not_a_model_file(tmp_path):
 def test_bicubic_by_name_and_default():
     assert afvsr.load_model("bicubic", scale=3).scale == 3
     assert default_model_name() in {"bicubic"} | set(afvsr.checkpoint.SHIPPED_MODELS)
+
+
+def test_half_precision_file_loads_into_fp32_model(tmp_path):
+    model = BasicVSR(mid_channels=8, num_blocks=1).eval()
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    afvsr.save_model(model, full)
+    afvsr.save_model(model, half, dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = afvsr.load_model(half)
+    assert next(loaded.parameters()).dtype == torch.float32
+    lq = torch.rand(1, 3, 3, 12, 12)
+    with torch.no_grad():
+        assert (loaded(lq) - model(lq)).abs().max() < 1e-2
