@@ -127,12 +127,30 @@ def main() -> None:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }
-    print(
-        json.dumps(
-            {"machine": machine, "frames": args.frames, "size": args.size, "results": results},
-            indent=2,
+    report = {"machine": machine, "frames": args.frames, "size": args.size, "results": results}
+    print(json.dumps(report, indent=2))
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown_table(report))
+
+
+def markdown_table(report: dict) -> str:
+    """The README's Performance table from a report."""
+    m = report["machine"]
+    lines = [
+        f"{report['frames']} frames of {report['size']} LR, ×4, full-size models, "
+        f"{m['threads']} thread(s), torch {m['torch']} ({m['cpu_capability']}).",
+        "",
+        "| model | precision | TFLOP/frame | ms/frame | GFLOP/s | conv roofline GFLOP/s | ratio | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        roof = max(r["roofline_gflops"].values())
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['tflop_per_frame']:.3f} | {r['ms_per_frame']:.0f} "
+            f"| {r['achieved_gflops']:.1f} | {roof:.1f} | {r['ratio_to_roofline']:.2f} | {r['peak_rss_mb']:.0f} |"
         )
-    )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

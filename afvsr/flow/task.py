@@ -17,15 +17,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from afvsr.checkpoint import load_state_dict_strict
+from afvsr.data.shared import require_shared_data_root, shared_clips
 from afvsr.errors import AfvsrError
+from afvsr.flow.evaluate import flow_to_rgb, real_val_pairs, synthetic_metrics, warp_metrics
+from afvsr.flow.losses import multiscale_epe_loss, pyramid_flows, unsupervised_loss
+from afvsr.flow.real import RealFramePairs
+from afvsr.flow.synthetic import MotionRange, PhotometricRange, SyntheticFlowPairs
+from afvsr.models import build_model
+from afvsr.models.common import flow_warp
 from afvsr.train.task import ModuleGroup, Task, ValResult
+from afvsr.train.vsr_task import module_tensors, read_model_tensors
 
 PAIRS = ("synthetic", "real")
 
 
-def _motion(data: dict[str, Any]):
-    from afvsr.flow.synthetic import MotionRange
-
+def _motion(data: dict[str, Any]) -> MotionRange:
     return MotionRange(
         max_translation=data["max_translation"],
         max_rotation_deg=data["max_rotation_deg"],
@@ -40,23 +47,17 @@ def _motion(data: dict[str, Any]):
     )
 
 
-def _photometric(data: dict[str, Any]):
-    from afvsr.flow.synthetic import PhotometricRange
-
+def _photometric(data: dict[str, Any]) -> PhotometricRange:
     return PhotometricRange(brightness=data["brightness"], color=data["color"], noise=data["noise"])
 
 
 def _clips(data: dict[str, Any], split: str):
-    from afvsr.data.shared import require_shared_data_root, shared_clips
-
     return shared_clips(require_shared_data_root(data["root"] or None), split)
 
 
-def synthetic_pairs(data: dict[str, Any], split: str, **kwargs):
+def synthetic_pairs(data: dict[str, Any], split: str, **kwargs) -> SyntheticFlowPairs:
     """``SyntheticFlowPairs`` over the frames of ``split`` ("train"/"val") with the ``[data]``
     settings; ``kwargs`` go to its constructor (``length``, ``seed``, ``skip_small``)."""
-    from afvsr.flow.synthetic import SyntheticFlowPairs
-
     frames = [path for clip in _clips(data, split) for path in clip.gt_paths]
     return SyntheticFlowPairs(
         frames,
@@ -69,7 +70,7 @@ def synthetic_pairs(data: dict[str, Any], split: str, **kwargs):
     )
 
 
-def held_out_synthetic(data: dict[str, Any], *, num_pairs: int, seed: int):
+def held_out_synthetic(data: dict[str, Any], *, num_pairs: int, seed: int) -> SyntheticFlowPairs:
     """The held-out synthetic pairs: ``num_pairs`` from the validation frames, a fixed ``seed``
     (frames too small for every downscale, e.g. Vimeo's at ×4, are left out)."""
     return synthetic_pairs(data, "val", length=num_pairs, seed=seed, skip_small=True)
@@ -195,10 +196,6 @@ class FlowTask(Task):
     # ------------------------------------------------------------------ model and data
 
     def build_model(self) -> nn.Module:
-        from afvsr.checkpoint import load_state_dict_strict
-        from afvsr.models import build_model
-        from afvsr.train.vsr_task import module_tensors, read_model_tensors
-
         model = build_model("spynet")
         path = self.cfg["train"]["spynet_checkpoint"]
         if path:  # e.g. the synthetic stage's model_best, to fine-tune on real pairs
@@ -212,8 +209,6 @@ class FlowTask(Task):
         try:
             if data["pairs"] == "synthetic":
                 return synthetic_pairs(data, "train")
-            from afvsr.flow.real import RealFramePairs
-
             return RealFramePairs(
                 [clip.gt_paths for clip in _clips(data, "train")],
                 patch_size=data["patch_size"],
@@ -230,8 +225,6 @@ class FlowTask(Task):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Synthetic batch ``{"ref", "supp" (b, 3, p, p), "flow" (b, 2, p, p)}``: multi-scale EPE
         (logs the finest level's ``epe``). Real batch ``{"ref", "supp"}``: unsupervised loss."""
-        from afvsr.flow.losses import multiscale_epe_loss, pyramid_flows, unsupervised_loss
-
         data = self.cfg["data"]
         ref, supp = batch["ref"], batch["supp"]
         if "flow" in batch:
@@ -252,8 +245,6 @@ class FlowTask(Task):
     # ------------------------------------------------------------------ validation
 
     def _validation_data(self) -> tuple[list[dict[str, Tensor]], list[tuple[str, Tensor, Tensor]]]:
-        from afvsr.flow.evaluate import real_val_pairs
-
         val, data = self.cfg["val"], self.cfg["data"]
         if self._val_synthetic is None:
             pairs = held_out_synthetic(data, num_pairs=val["num_pairs"], seed=val["seed"])
@@ -268,9 +259,6 @@ class FlowTask(Task):
         return self._val_synthetic, self._val_real
 
     def validate(self, model: nn.Module, device: torch.device) -> ValResult:
-        from afvsr.flow.evaluate import flow_to_rgb, synthetic_metrics, warp_metrics
-        from afvsr.models.common import flow_warp
-
         val = self.cfg["val"]
         synthetic, real = self._validation_data()
         metrics = synthetic_metrics(model, synthetic, batch_size=val["batch_size"], device=device)
