@@ -147,6 +147,23 @@ def test_task_datasets_and_validation_on_the_shared_data():
     assert all(img.ndim == 3 and img.shape[0] == 3 for img in result.images.values())
 
 
+def test_task_initialises_spynet_so_activations_keep_their_scale():
+    from afvsr.flow.task import FlowTask
+
+    model = FlowTask(resolve_config(raw_config(), "x.toml")).build_model()
+    level = model.basic_module[-1]
+    x = torch.randn(2, 8, 32, 32)
+    stds = []
+    for layer in level.body:
+        x = layer(x)
+        if isinstance(layer, torch.nn.ReLU):
+            stds.append(x.std().item())
+    assert 0.3 < min(stds) and max(stds) < 3, stds  # PyTorch's default: 0.3 down to 0.02
+    assert x.abs().max() == 0  # the last conv starts at zero: no flow before training
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)).abs().max() == 0
+
+
 def test_real_pairs_are_the_same_crop_of_consecutive_frames(tmp_path):
     from afvsr.flow.real import RealFramePairs
 
