@@ -202,3 +202,33 @@ def test_tiny_frames_are_padded_then_cropped():
         amp=contextlib.nullcontext(),
     )
     assert torch.equal(out, Upsample()(lq[None])[0])
+
+
+def test_default_overlap_costs_under_a_twentieth_of_a_db_with_trained_weights():
+    """The shipped BasicVSR on real frames (BasketballPass, BI x4): chunked with the default
+    chunk and overlap, against the whole clip in one pass. The cost (PSNR-Y against the ground
+    truth, chunked minus whole) must stay under 0.05 dB; benchmarks/bench_chunk_overlap.py
+    measures the whole curve."""
+    from afvsr.checkpoint import load_model
+    from afvsr.imresize import bi_degrade
+    from afvsr.video.upscale import default_chunk, default_overlap
+
+    root = shared_data_root()
+    if root is None or not (root / "basketballpass").is_dir():
+        pytest.skip("shared development data (../shared/data) not found")
+    model = load_model("basicvsr-small").eval()
+    names = [f"im{i}.png" for i in range(1, 47)]  # 46 frames: two chunks with a join at 30
+    gt = []
+    for name in names:
+        with Image.open(root / "basketballpass" / name) as im:
+            gt.append(np.asarray(im.convert("RGB"))[:192, :256])  # LR 64x48: quick on a CPU
+    gt = torch.from_numpy(np.stack(gt)).permute(0, 3, 1, 2).float() / 255
+    lq = bi_degrade(gt, scale=4)
+    overlap = default_overlap(model)
+    assert (overlap, default_chunk(overlap)) == (10, 30)
+    with torch.inference_mode():
+        whole = model(lq[None])[0].clamp(0, 1)
+        chunked = run_chunked(model, lq, chunk=default_chunk(overlap), overlap=overlap)
+    cost = psnr(whole, gt, y_channel=True).mean() - psnr(chunked, gt, y_channel=True).mean()
+    assert abs(cost.item()) < 0.05
+    assert psnr(chunked[:20], whole[:20]).min() > 60  # far from the join: the same up to rounding
