@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from report import emit, machine
 
 from afvsr.checkpoint import load_model
 from afvsr.data.shared import shared_data_root
@@ -123,15 +123,9 @@ def main() -> None:
         "chunk": args.chunk,
         "whole_clip": {"psnr_y": psnr_whole, "seconds": whole_s},
         "overlaps": results,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 
 import torch
+from report import emit, machine
 
 MODELS = {
     "basicvsr": ("basicvsr", {}, {}),
@@ -121,14 +121,8 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), file=sys.stderr)
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch": torch.__version__,
-    }
-    report = {"machine": machine, "frames": args.frames, "size": args.size, "results": results}
-    print(json.dumps(report, indent=2))
+    report = {"machine": machine(), "frames": args.frames, "size": args.size, "results": results}
+    emit(report)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown_table(report))

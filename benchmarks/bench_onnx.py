@@ -15,14 +15,13 @@ The JSON also gives the export and session-creation times and the largest output
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from report import emit, machine
 
 from afvsr.export import export_onnx
 from afvsr.models import build_model
@@ -91,13 +90,7 @@ def main() -> None:
     ort_s, torch_s = min(ort_times), min(torch_times)
 
     result = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": threads,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__,
-            "onnxruntime": __import__("onnxruntime").__version__,
-        },
+        "machine": machine() | {"onnxruntime": __import__("onnxruntime").__version__},
         "model": args.model,
         "mid_channels": args.mid_channels,
         "num_blocks": args.num_blocks,
@@ -112,10 +105,7 @@ def main() -> None:
         "session_seconds": session_s,
         "onnx_mb": onnx_mb,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+
+from report import emit, machine
 
 CHILD = r"""
 import json, resource, sys, time
@@ -116,17 +117,11 @@ def main() -> None:
         "input_size": [width, height],
         "scale": 4,
         "threads": args.threads,
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "runs": runs,
         "ratio": peaks[-1] / peaks[0],
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":
