@@ -62,7 +62,7 @@ def test_bad_video_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing video file: .*none.mp4"):
         VideoFile(tmp_path / "none.mp4")
     (tmp_path / "text.mp4").write_text("not a video")
-    with pytest.raises(AfvsrError, match="cannot read video .*text.mp4"):
+    with pytest.raises(AfvsrError, match="not a readable video: .*text.mp4"):
         VideoFile(tmp_path / "text.mp4")
     with pytest.raises(ValueError, match="positive integer chunk size"):
         frames = random_frames(1, 8, 8)

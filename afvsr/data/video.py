@@ -1,36 +1,31 @@
-"""Video files (mp4, mkv, avi, mov, ...) read through PyAV, one decoded frame at a time.
+"""Video files (mp4, mkv, avi, mov, ...) as a dataset source, streamed one frame at a time.
 
-Nothing here holds more than one frame (or one chunk that the caller sized) in memory, so a
-video of any length can be streamed. The properties (frame rate, time base, frame count, audio
-presence, size) are read when the file is opened; decoding starts again on every iteration.
+Decoding is ``afvsr.video.reader.VideoReader``'s (the one reader of the package: the input's own
+colour matrix and range, rotation and timestamps known up front), so frames here are the frames
+``afvsr upscale`` sees. Nothing holds more than one frame (or one chunk that the caller sized) in
+memory; decoding starts again on every iteration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from afvsr.data.frames import uint8_to_float
 from afvsr.errors import AfvsrError
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
+INDEXED_CONTAINERS = (".mp4", ".mov", ".m4v")  # their header's frame count is exact
 
 
-def _open(path: Path):
-    import av  # imported here so that `import afvsr.data` stays light
+def _count_packets(path: Path) -> int:
+    """Frames of the first video stream, counted by demuxing (no decoding)."""
+    import av  # imported here (as VideoReader below) so that `import afvsr.data` stays light
 
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
-        raise AfvsrError(f"cannot read video {path}: {exc}") from exc
-    if not container.streams.video:
-        container.close()
-        raise AfvsrError(f"no video stream in {path}")
-    return container
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
 
 
 class VideoFile:
@@ -49,22 +44,16 @@ class VideoFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"missing video file: {self.path}")
-        container = _open(self.path)
-        try:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate:
-                raise AfvsrError(f"unknown frame rate in {self.path}")
-            self.fps = Fraction(rate)
-            self.time_base = Fraction(stream.time_base)
-            self.height = stream.codec_context.height
-            self.width = stream.codec_context.width
-            self.has_audio = len(container.streams.audio) > 0
-            self.num_frames = stream.frames or sum(
-                1 for packet in container.demux(stream) if packet.size > 0
-            )
-        finally:
-            container.close()
+        from afvsr.video.reader import VideoReader
+
+        with VideoReader(self.path) as reader:
+            info = reader.info
+        self.fps = info.fps
+        self.time_base = info.time_base
+        self.height, self.width = info.height, info.width
+        self.has_audio = info.audio_streams > 0
+        exact = info.num_frames is not None and self.path.suffix.lower() in INDEXED_CONTAINERS
+        self.num_frames = info.num_frames if exact else _count_packets(self.path)
         if self.num_frames == 0:
             raise AfvsrError(f"empty video: no frames in {self.path}")
 
@@ -73,19 +62,10 @@ class VideoFile:
 
     def __iter__(self) -> Iterator[Tensor]:
         """Decode the frames in order: each ``(3, h, w)`` float32 RGB in [0, 1]."""
-        import av
+        from afvsr.video.reader import VideoReader
 
-        container = _open(self.path)
-        try:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                array = frame.to_ndarray(format="rgb24")  # (h, w, 3) uint8
-                yield torch.from_numpy(uint8_to_float(array))  # (3, h, w)
-        except av.error.FFmpegError as exc:
-            raise AfvsrError(f"cannot decode video {self.path}: {exc}") from exc
-        finally:
-            container.close()
+        with VideoReader(self.path) as reader:
+            yield from reader.frames()
 
     def chunks(self, size: int) -> Iterator[Tensor]:
         """Consecutive frames in chunks ``(t, 3, h, w)`` of ``size`` frames (the last may be short)."""
