@@ -135,3 +135,15 @@ def test_mixed_datasets_are_refused(tmp_path, capsys):
 
 def test_describe_unknown_model_keeps_its_name():
     assert describe(fake_results("spynet", 1440300, 0.0))[0] == "spynet"
+
+
+def test_results_on_different_frames_are_refused_and_a_subset_is_named(tmp_path, capsys):
+    whole, first10 = fake_results("bicubic", 0, 26.0), fake_results("basicvsr", 6291311, 30.0)
+    first10["max_frames"] = 10
+    files = write_all(tmp_path, [("a", whole), ("b", first10)])
+    assert main(["table", *files, "--out", str(tmp_path / "t.csv")]) == 2
+    assert "different frames (max_frames 10, None)" in capsys.readouterr().err
+    whole["max_frames"] = 10
+    files = write_all(tmp_path, [("a", whole), ("b", first10)])
+    assert main(["table", *files, "--out", str(tmp_path / "t.csv")]) == 0
+    assert "REDS4 (4 clips, the first 10 frames of each): mean PSNR" in capsys.readouterr().out

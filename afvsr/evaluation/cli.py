@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-frames",
         type=int,
         metavar="N",
-        help="score only the first N frames of each clip (quick checks; not a reported number)",
+        help="score only the first N frames of each clip (a subset: quick checks, or a table "
+        "whose rows all use the same N; afvsr table names it)",
     )
     parser.add_argument(
         "--scale",

@@ -121,12 +121,21 @@ def run(args: argparse.Namespace) -> int:
             f"results come from different datasets ({', '.join(datasets)}); one table compares "
             "methods on one dataset"
         )
+    subsets = sorted({str(r.get("max_frames")) for r in all_results})
+    if len(subsets) > 1:
+        raise AfvsrError(
+            f"results score different frames (max_frames {', '.join(subsets)}); one table "
+            "compares methods on the same frames"
+        )
+    max_frames = all_results[0].get("max_frames")
     channel = pick_channel(args.channel, datasets[0])
     rows = build_rows(all_results, channel)
     devices = sorted({str(r.get("device")) for r in all_results})
     num_clips = sorted({r["dataset"]["num_clips"] for r in all_results})
     print(
-        f"{datasets[0]} ({'/'.join(map(str, num_clips))} clips): mean PSNR (dB) / SSIM over clips "
+        f"{datasets[0]} ({'/'.join(map(str, num_clips))} clips"
+        f"{f', the first {max_frames} frames of each' if max_frames else ''}): "
+        "mean PSNR (dB) / SSIM over clips "
         f"on {channel.upper() if channel == 'y' else 'RGB'}; ms/frame on {', '.join(devices)}\n"
     )
     print(markdown(rows), flush=True)
