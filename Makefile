@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format venv weights bench clean
+.PHONY: demo test lint format venv weights results clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,37 @@ test: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format afvsr tests benchmarks
 	$(BIN)/ruff check --fix afvsr tests benchmarks
+
+# The shipped weights, retrained on ../shared/data with the CPU presets: hours on 2 CPU cores.
+# Every run resumes where it stopped (run `make weights` again after an interruption); the
+# models go to afvsr/weights/ as fp16 safetensors (README "Results" has each model card).
+RUNS ?= runs
+SHIP = $(BIN)/python -c "import sys, torch, afvsr; afvsr.save_model(afvsr.load_model(sys.argv[1]), sys.argv[2], dtype=torch.float16)"
+weights: $(STAMP)
+	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) --set 'train.spynet_checkpoint=""'
+	$(SHIP) $(RUNS)/basicvsr_cpu/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
+	for m in single multihead; do \
+	  $(BIN)/afvsr train -c configs/cpu/fusion_$$m.toml --resume --set run.out_dir=$(RUNS) \
+	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors && \
+	  $(SHIP) $(RUNS)/fusion_$${m}_cpu/model_best.safetensors afvsr/weights/fusion-$$m-small.safetensors \
+	  || exit 1; done
+
+# README "Results": every shipped model and bicubic on the validation split of ../shared/data
+# (the first 10 frames of each of its 20 clips), then the table and the figures.
+RESULTS ?= docs/runs/results
+EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu
+results: $(STAMP)
+	mkdir -p $(RESULTS) docs/figures
+	$(EVAL) --model bicubic --out $(RESULTS)/bicubic.json
+	$(EVAL) --model basicvsr-small --out $(RESULTS)/basicvsr.json
+	$(EVAL) --model basicvsr-small --window 5 --out $(RESULTS)/basicvsr_w5.json
+	$(EVAL) --model fusion-single-small --out $(RESULTS)/fusion_single.json
+	$(EVAL) --model fusion-multihead-small --out $(RESULTS)/fusion_multihead.json
+	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table.csv
+	$(BIN)/afvsr figures attention --model fusion-single-small --data shared:val --gt-downscale 2 \
+	  --clip basketballpass --device cpu --out docs/figures/attention.png
+	$(BIN)/afvsr figures compare --models bicubic basicvsr-small fusion-single-small \
+	  --data shared:val --gt-downscale 2 --clip basketballpass --device cpu --out docs/figures/compare.png
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

@@ -26,13 +26,15 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     ext = path.suffix if suffix is None else suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{ext}", dir=folder)
     os.close(fd)
-    # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+    # mkstemp creates 0600 files; give the result the permissions a plain open() would (after
+    # the writer is done: some, like safetensors, replace the file they are given).
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

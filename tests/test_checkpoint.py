@@ -65,6 +65,7 @@ def test_half_precision_file_loads_into_fp32_model(tmp_path):
     afvsr.save_model(model, full)
     afvsr.save_model(model, half, dtype=torch.float16)
     assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert full.stat().st_mode & 0o044 and half.stat().st_mode & 0o044  # not mkstemp's 0600
     loaded = afvsr.load_model(half)
     assert next(loaded.parameters()).dtype == torch.float32
     lq = torch.rand(1, 3, 3, 12, 12)
