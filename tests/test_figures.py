@@ -46,7 +46,13 @@ def test_attention_figure_of_a_tiny_multihead_model(tmp_path):
     torch.testing.assert_close(maps["attention"].sum(dim=1), torch.ones(2, 4, 16, 16))
     fig = attention_figure(maps, rates=model.rates, channels=[3])
     assert len(fig.axes) == (2 * 3) * 3  # (heads x groups) rows, 3 panels per channel
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["projection c3", "attention c3", "output c3"]
+    mean = maps["attention"][0, 0, 3].mean().item()
+    assert [ax.get_title() for ax in fig.axes[:3]] == [
+        "projection c3",
+        f"attention c3: mean {mean:.2f}",
+        "output c3",
+    ]
+    assert fig.axes[3 * 4 + 1].get_title().startswith("attention c3: mean ")
     assert fig.axes[3 * 4].get_ylabel() == "head 2\nrate 2"
     # the attention panel shows the softmax weights on a fixed 0..1 scale
     image = fig.axes[3 * 4 + 1].get_images()[0]

@@ -142,7 +142,9 @@ def attention_figure(maps: dict, *, rates, channels: list[int] | None = None, ce
                     ax.imshow(img.numpy(), cmap="viridis", vmin=vmin, vmax=vmax)
                     ax.set_xticks([])
                     ax.set_yticks([])
-                    if row == 0 or (channels is None and g == 0):
+                    if title == "attention":  # every row: the group's mean weight
+                        ax.set_title(f"{title} c{ch}: mean {img.mean():.2f}", fontsize=7)
+                    elif row == 0 or (channels is None and g == 0):
                         ax.set_title(f"{title} c{ch}", fontsize=7)
             axes[row][0].set_ylabel(f"head {h + 1}\nrate {rates[g]}", fontsize=7)
     return fig
