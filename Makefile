@@ -53,7 +53,8 @@ results: $(STAMP)
 	$(EVAL) --model basicvsr-small --window 5 --out $(RESULTS)/basicvsr_w5.json
 	$(EVAL) --model fusion-single-small --out $(RESULTS)/fusion_single.json
 	$(EVAL) --model fusion-multihead-small --out $(RESULTS)/fusion_multihead.json
-	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table.csv
+	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table_y.csv
+	$(BIN)/afvsr table $(RESULTS)/*.json --channel rgb --out $(RESULTS)/table_rgb.csv
 	$(BIN)/afvsr figures attention --model fusion-single-small --data shared:val --gt-downscale 2 \
 	  --clip basketballpass --device cpu --out docs/figures/attention.png
 	$(BIN)/afvsr figures compare --models bicubic basicvsr-small fusion-single-small \
