@@ -5,6 +5,7 @@ import torch
 
 from afvsr.frame_groups import group_indices, mirror_index
 from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models.basicvsr import propagate
 
 TINY = {"mid_channels": 8, "num_blocks": 1}
 
@@ -74,6 +75,22 @@ def test_single_head_attention_is_numerically_stable():
     assert torch.isfinite(out).all() and torch.isfinite(maps["attention"]).all()
 
 
+def test_mean_fusion_ablation_reconstructs_the_mean_of_the_groups():
+    model = AttentionFusionVSR(**TINY, fusion="mean").eval()
+    assert sum(p.numel() for p in model.attention.parameters()) == 0
+    assert model.kwargs["fusion"] == "mean"
+    groups = torch.rand(2, 3, 5, 3, 12, 12)
+    with torch.no_grad():
+        out, maps = model.forward_groups(groups, return_attention=True)
+        feats = torch.stack(
+            [propagate(model.spynet, model.propagation, groups[:, g])[:, 2] for g in range(3)],
+            dim=1,
+        )  # (b, G, c, h, w): each group's feature at its reference (middle) frame
+        expected = model.reconstruction(feats.mean(dim=1), groups[:, 0, 2])
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(maps["attention"], torch.full_like(maps["attention"], 1 / 3))
+
+
 def test_window_mode_matches_forward_groups():
     model = AttentionFusionVSR(**TINY).eval()
     lq = torch.rand(1, 6, 3, 12, 12)
@@ -106,6 +123,8 @@ def test_warm_start_from_basicvsr_by_module():
         ({"window": 4}, "odd window"),
         ({"window": 0}, "odd window"),
         ({"num_heads": 0}, "num_heads >= 1"),
+        ({"fusion": "max"}, "expected fusion in"),
+        ({"fusion": "mean", "num_heads": 2}, "fusion 'mean' has no heads"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

@@ -24,13 +24,14 @@ def fake_results(name, params, psnr, *, kwargs=None, window=None, mode=None, dat
     }
 
 
-def fusion(params, psnr, *, rates, num_heads, mode):
+def fusion(params, psnr, *, rates, num_heads, mode, fusion="attention"):
     kwargs = {"mid_channels": 64, "num_blocks": 30, "scale": 4, "window": 5}
-    kwargs.update(rates=rates, num_heads=num_heads)
+    kwargs.update(rates=rates, num_heads=num_heads, fusion=fusion)
     return fake_results("fusion", params, psnr, kwargs=kwargs, mode=mode)
 
 
 ROWS = [  # (file stem, results), deliberately not in table order
+    ("fusion_mean", fusion(6291311, 31.1, rates=[1, 2, 3], num_heads=1, mode=None, fusion="mean")),
     ("fusion_rates", fusion(6844719, 31.2, rates=[1, 3, 5], num_heads=1, mode="sequence")),
     ("basicvsr_full", fake_results("basicvsr", 6291311, 31.4)),
     ("fusion_multi", fusion(7767215, 31.6, rates=[1, 2, 3], num_heads=4, mode="sequence")),
@@ -52,6 +53,7 @@ EXPECTED_METHODS = [
     "AFVSR single-head",
     "AFVSR multi-head (4 heads)",
     "AFVSR single-head, rates (1,3,5)",
+    "AFVSR ablation: mean over groups, no attention",
 ]
 
 

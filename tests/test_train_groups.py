@@ -8,11 +8,11 @@ import pytest
 import torch
 from train_helpers import make_frames, tiny_config
 
-from afvsr.checkpoint import save_model
+from afvsr.checkpoint import load_model, save_model
 from afvsr.errors import AfvsrError
 from afvsr.models import build_model
 from afvsr.train.config import resolve_config
-from afvsr.train.loop import Trainer, lr_at
+from afvsr.train.loop import Trainer, lr_at, train
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +195,19 @@ def test_spynet_checkpoint_loads_into_the_spynet_module(tmp_path, frames):
         assert not any(torch.all(p == 0.25) for p in trainer.model.propagation.parameters())
     finally:
         trainer.close()
+
+
+def test_stage2_mean_ablation_trains_only_the_reconstruction(tmp_path, frames):
+    basic = build_model("basicvsr", mid_channels=4, num_blocks=1)
+    backbone = tmp_path / "basic.safetensors"
+    save_model(basic, backbone)
+    sections = _fusion_sections(tmp_path, backbone)
+    sections["model"]["fusion"] = "mean"
+    sections["train"]["iterations"] = 2
+    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "test.toml")
+    assert train(cfg, source="test.toml") == 0
+    final = load_model(tmp_path / "runs" / "tiny" / "model_final.safetensors")
+    assert final.kwargs["fusion"] == "mean"
+    for name, changed in (("spynet", False), ("propagation", False), ("reconstruction", True)):
+        mine, theirs = getattr(final, name).state_dict(), getattr(basic, name).state_dict()
+        assert any(not torch.equal(mine[k], theirs[k]) for k in theirs) == changed, name

@@ -3,7 +3,8 @@
 Columns: Method | Modality | Params (M) | PSNR | SSIM | ms/frame, one row per results file, in the
 order of the method's table: Bicubic; BasicVSR with a 5-, 7- and 11-frame window and on the full
 sequence; IconVSR with a 5-frame window; the method single-head, multi-head and with rates
-(1, 3, 5). Row names come from each file's model name, kwargs, --window and --mode.
+(1, 3, 5), then the ablation (mean over groups). Row names come from each file's model name, kwargs,
+--window and --mode.
 PSNR/SSIM are the means over clips, on RGB or on Y (--channel; default: Y for Vimeo-90K and
 Vid4, RGB otherwise). All files must come from the same dataset.
 
@@ -60,13 +61,16 @@ def describe(results: dict[str, Any]) -> tuple[str, str, tuple]:
         heads = int(kwargs.get("num_heads", 1))
         rates = _rates(kwargs)
         label = f"{METHOD} single-head" if heads == 1 else f"{METHOD} multi-head ({heads} heads)"
+        ablation = kwargs.get("fusion", "attention") == "mean"
+        if ablation:
+            label = f"{METHOD} ablation: mean over groups, no attention"
         if rates != DEFAULT_RATES:
             label += f", rates ({','.join(map(str, rates))})"
         modality = (
             f"{len(rates)} rate groups ({','.join(map(str, rates))}) x "
             f"{kwargs.get('window', 5)} frames, {mode or 'sequence'} mode"
         )
-        return label, modality, (3, rates != DEFAULT_RATES, heads, rates, mode or "")
+        return label, modality, (3, ablation, rates != DEFAULT_RATES, heads, rates, mode or "")
     return name, "", (9, name)
 
 

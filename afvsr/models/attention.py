@@ -149,3 +149,20 @@ class MultiHeadAttentionFusion(nn.Module):
         if return_attention:
             maps = {"projection": proj, "attention": attn, "output": weighted}
         return out, maps
+
+
+class MeanFusion(nn.Module):
+    """The ablation of the attention module: ``x (n, G, c, h, w)`` → the mean over groups ``(n, c, h, w)``.
+
+    No parameters. It answers what stage 2 gains without attention: the same frame-rate groups
+    and the same fine-tuned reconstruction, with every group weighted ``1/G`` everywhere. The
+    maps, if asked, hold that uniform weighting (each ``(n, 1, G, c, h, w)``).
+    """
+
+    def forward(self, x: Tensor, *, return_attention: bool = False) -> tuple[Tensor, AttentionMaps]:
+        out = x.mean(dim=1)
+        maps: AttentionMaps = {}
+        if return_attention:
+            attn = torch.full_like(x, 1.0 / x.shape[1])[:, None]
+            maps = {"projection": x[:, None], "attention": attn, "output": attn * x[:, None]}
+        return out, maps

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from afvsr.frame_groups import check_rates, group_indices
 from afvsr.models.attention import (
     AttentionMaps,
+    MeanFusion,
     MultiHeadAttentionFusion,
     SingleHeadAttentionFusion,
 )
@@ -26,12 +27,19 @@ from afvsr.models.common import Reconstruction, check_lq, check_scale, reconstru
 from afvsr.models.spynet import SPyNet
 
 MODES = ("window", "sequence")
+FUSIONS = ("attention", "mean")
 
 
-def check_fusion_args(rates: tuple[int, ...], window: int, num_heads: int) -> tuple[int, ...]:
+def check_fusion_args(
+    rates: tuple[int, ...], window: int, num_heads: int, fusion: str = "attention"
+) -> tuple[int, ...]:
     rates = check_rates(rates, window)
     if not isinstance(num_heads, int) or num_heads < 1:
         raise ValueError(f"expected num_heads >= 1, got {num_heads!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"expected fusion in {FUSIONS}, got {fusion!r}")
+    if fusion == "mean" and num_heads != 1:
+        raise ValueError(f"fusion 'mean' has no heads: expected num_heads = 1, got {num_heads}")
     return rates
 
 
@@ -41,6 +49,8 @@ class AttentionFusionVSR(nn.Module):
     Default sizes: single-head (``num_heads=1``) 6,844,719 parameters; 4 heads 7,767,215.
     Submodule names match BasicVSR's (``spynet``, ``propagation``, ``reconstruction``), so a
     trained BasicVSR state dict warm-starts them; ``attention`` is the method's own module.
+    ``fusion="mean"`` replaces it by the mean over groups (no parameters): the ablation that
+    tells the attention's gain from the rest of stage 2.
     """
 
     def __init__(
@@ -52,10 +62,11 @@ class AttentionFusionVSR(nn.Module):
         rates: tuple[int, ...] | list[int] = (1, 2, 3),
         window: int = 5,
         num_heads: int = 1,
+        fusion: str = "attention",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
-        rates = check_fusion_args(rates, window, num_heads)
+        rates = check_fusion_args(rates, window, num_heads, fusion)
         self.kwargs = {
             "mid_channels": mid_channels,
             "num_blocks": num_blocks,
@@ -63,6 +74,7 @@ class AttentionFusionVSR(nn.Module):
             "rates": list(rates),
             "window": window,
             "num_heads": num_heads,
+            "fusion": fusion,
         }
         self.scale = check_scale(scale)
         self.rates, self.window, self.num_heads = rates, window, num_heads
@@ -70,8 +82,10 @@ class AttentionFusionVSR(nn.Module):
         self.propagation = BidirectionalPropagation(
             mid_channels=mid_channels, num_blocks=num_blocks
         )
-        if num_heads == 1:
-            self.attention: nn.Module = SingleHeadAttentionFusion(
+        if fusion == "mean":
+            self.attention: nn.Module = MeanFusion()
+        elif num_heads == 1:
+            self.attention = SingleHeadAttentionFusion(
                 mid_channels=mid_channels, num_groups=len(rates)
             )
         else:
