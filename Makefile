@@ -36,11 +36,15 @@ SHIP = $(BIN)/python -c "import sys, torch, afvsr; afvsr.save_model(afvsr.load_m
 weights: $(STAMP)
 	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) --set 'train.spynet_checkpoint=""'
 	$(SHIP) $(RUNS)/basicvsr_cpu/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
-	for m in single multihead; do \
+	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/fusion_$$m.toml --resume --set run.out_dir=$(RUNS) \
 	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors && \
 	  $(SHIP) $(RUNS)/fusion_$${m}_cpu/model_best.safetensors afvsr/weights/fusion-$$m-small.safetensors \
 	  || exit 1; done
+	$(BIN)/afvsr train -c configs/cpu/spynet_pretrain.toml --resume --set run.out_dir=$(RUNS)
+	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \
+	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
+	$(SHIP) $(RUNS)/iconvsr_cpu/model_best.safetensors afvsr/weights/iconvsr-small.safetensors
 
 # README "Results": every shipped model and bicubic on the validation split of ../shared/data
 # (the first 10 frames of each of its 20 clips), then the table and the figures.
@@ -50,9 +54,12 @@ results: $(STAMP)
 	mkdir -p $(RESULTS) docs/figures
 	$(EVAL) --model bicubic --out $(RESULTS)/bicubic.json
 	$(EVAL) --model basicvsr-small --out $(RESULTS)/basicvsr.json
-	$(EVAL) --model basicvsr-small --window 5 --out $(RESULTS)/basicvsr_w5.json
+	for w in 5 7 11; do $(EVAL) --model basicvsr-small --window $$w --out $(RESULTS)/basicvsr_w$$w.json || exit 1; done
+	$(EVAL) --model iconvsr-small --out $(RESULTS)/iconvsr.json
+	$(EVAL) --model iconvsr-small --window 5 --out $(RESULTS)/iconvsr_w5.json
 	$(EVAL) --model fusion-single-small --out $(RESULTS)/fusion_single.json
 	$(EVAL) --model fusion-multihead-small --out $(RESULTS)/fusion_multihead.json
+	$(EVAL) --model fusion-rates135-small --out $(RESULTS)/fusion_rates135.json
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table_y.csv
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel rgb --out $(RESULTS)/table_rgb.csv
 	$(BIN)/afvsr figures attention --model fusion-single-small --data shared:val --gt-downscale 2 \
