@@ -110,6 +110,31 @@ def test_only_matches_full_propagation():
             assert torch.allclose(model.propagate(lq, only=i), full[:, i], atol=1e-6)
 
 
+def test_sliced_flow_and_reconstruction_match_one_call():
+    """Memory bounds (SPyNet.max_pixels, reconstruct_frames' max_pixels) change no value."""
+    from afvsr.models.common import reconstruct_frames
+
+    torch.manual_seed(0)
+    model = tiny("basicvsr")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # SPyNet's zero-initialised last convs included
+    lq = torch.rand(1, 5, 3, 12, 14)
+    ref, supp = lq[0, :-1], lq[0, 1:]
+    one_call = model.spynet(ref, supp)
+    model.spynet.max_pixels = 2 * 32 * 32  # frames padded to 32x32: slices of 2, 2 pairs
+    sliced = model.spynet(ref, supp)
+    assert one_call.abs().max() > 1e-3  # a real flow, not zeros
+    assert torch.allclose(sliced, one_call, atol=1e-6)
+
+    feats = model.propagate(lq)
+    whole = reconstruct_frames(model.reconstruction, feats, lq, max_pixels=1 << 30)
+    parts = reconstruct_frames(model.reconstruction, feats, lq, max_pixels=2 * 48 * 56)
+    assert torch.allclose(parts, whole, atol=1e-6)
+    parts.square().mean().backward()  # slices written into one buffer still carry gradients
+    assert model.reconstruction.conv_last.weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(
     "bad,match",
     [

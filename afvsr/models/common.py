@@ -174,5 +174,12 @@ def reconstruct_frames(
     feats = feats.reshape(b * t, c, h, w)  # (b*t, c, h, w)
     lr = lq.reshape(b * t, 3, h, w)
     step = max(1, max_pixels // (s * s * h * w))
-    outs = [reconstruction(feats[i : i + step], lr[i : i + step]) for i in range(0, b * t, step)]
-    return torch.cat(outs, dim=0).view(b, t, 3, s * h, s * w)
+    starts = range(0, b * t, step)
+    if len(starts) == 1 or torch.jit.is_tracing():  # traced (ONNX export): one Concat node
+        out = torch.cat([reconstruction(feats[i : i + step], lr[i : i + step]) for i in starts])
+    else:
+        # One preallocated buffer: a list of slices then a cat would hold the HR output twice.
+        out = lr.new_empty(b * t, 3, s * h, s * w)
+        for i in starts:
+            out[i : i + step] = reconstruction(feats[i : i + step], lr[i : i + step])
+    return out.view(b, t, 3, s * h, s * w)
