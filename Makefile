@@ -34,14 +34,15 @@ format: $(STAMP)
 RUNS ?= runs
 SHIP = $(BIN)/python -c "import sys, torch, afvsr; afvsr.save_model(afvsr.load_model(sys.argv[1]), sys.argv[2], dtype=torch.float16)"
 weights: $(STAMP)
-	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) --set 'train.spynet_checkpoint=""'
+	$(BIN)/afvsr train -c configs/cpu/spynet_pretrain.toml --resume --set run.out_dir=$(RUNS)
+	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) \
+	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
 	$(SHIP) $(RUNS)/basicvsr_cpu/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/fusion_$$m.toml --resume --set run.out_dir=$(RUNS) \
 	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors && \
 	  $(SHIP) $(RUNS)/fusion_$${m}_cpu/model_best.safetensors afvsr/weights/fusion-$$m-small.safetensors \
 	  || exit 1; done
-	$(BIN)/afvsr train -c configs/cpu/spynet_pretrain.toml --resume --set run.out_dir=$(RUNS)
 	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
 	$(SHIP) $(RUNS)/iconvsr_cpu/model_best.safetensors afvsr/weights/iconvsr-small.safetensors
