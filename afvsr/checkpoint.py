@@ -24,9 +24,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # Shipped models, best first: the first one present is the default of `afvsr upscale` and `demo`.
 SHIPPED_MODELS: tuple[str, ...] = (
-    "basicvsr-small",
     "fusion-multihead-small",
     "fusion-single-small",
+    "basicvsr-small",
     "fusion-rates135-small",
     "iconvsr-small",
 )
