@@ -9,6 +9,7 @@ parts that need it (flow coordinates, the final residual add) kept in fp32 by th
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 
 import torch
@@ -34,11 +35,17 @@ def check_precision(precision: str, device: str | torch.device) -> None:
     if dev.type == "cpu" and precision == "fp16":
         raise ValueError("--precision fp16 needs --device cuda; on a CPU use fp32 or bf16")
     if dev.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
-        print(
-            "afvsr: warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): "
-            "bf16 runs slower than fp32 here",
-            file=sys.stderr,
-        )
+        _warn_slow_bf16()
+
+
+@functools.cache
+def _warn_slow_bf16() -> None:
+    """Printed once per process, however many clips or chunks ask for bf16."""
+    print(
+        "afvsr: warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): "
+        "bf16 runs slower than fp32 here",
+        file=sys.stderr,
+    )
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

@@ -195,6 +195,23 @@ def test_mode_is_passed_to_models_that_take_it():
         evaluate(Nearest(2), clips, window=4)
 
 
+def test_bf16_precision_scores_close_to_fp32_and_is_recorded():
+    torch.manual_seed(0)
+    model = BasicVSR(mid_channels=8, num_blocks=1, scale=4).eval()
+    gt = smooth_clip(3, 48, 64)
+    clips = ClipList([{"key": "smooth", "lq": bi_degrade(gt, 4), "gt": gt}])
+    fp32 = evaluate(model, clips)
+    bf16 = evaluate(model, clips, precision="bf16")
+    assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
+    # bf16 keeps 8 bits of mantissa: the outputs differ, but by far less than a dB.
+    assert bf16["mean"]["psnr_rgb"] != fp32["mean"]["psnr_rgb"]
+    assert bf16["mean"]["psnr_rgb"] == pytest.approx(fp32["mean"]["psnr_rgb"], abs=0.3)
+    out = upscale_clip(model, clips[0]["lq"], precision="bf16")
+    assert out.dtype == torch.float32 and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(ValueError, match="fp16 needs --device cuda"):
+        evaluate(model, clips, precision="fp16")
+
+
 def test_bad_data_is_a_one_line_error():
     lq, gt = blocky_clip(2, 12, 12, 2)
     with pytest.raises(AfvsrError, match="no clips"):
@@ -309,3 +326,6 @@ def test_eval_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "upscales x2 but --scale is 4" in capsys.readouterr().err
     assert main(["eval", "--model", "bicubic", "--data", str(data), "--mode", "window"]) == 2
     assert "fusion model only" in capsys.readouterr().err
+    assert main(["eval", "--model", str(ckpt), "--data", str(data), "--precision", "fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "fp16 needs --device cuda" in err and err.count("\n") == 1

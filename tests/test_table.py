@@ -149,3 +149,13 @@ def test_results_on_different_frames_are_refused_and_a_subset_is_named(tmp_path,
     files = write_all(tmp_path, [("a", whole), ("b", first10)])
     assert main(["table", *files, "--out", str(tmp_path / "t.csv")]) == 0
     assert "REDS4 (4 clips, the first 10 frames of each): mean PSNR" in capsys.readouterr().out
+
+
+def test_a_precision_other_than_fp32_is_named_after_the_modality():
+    fp32 = fake_results("basicvsr", 6291311, 31.4)
+    bf16 = {**fake_results("basicvsr", 6291311, 31.39), "precision": "bf16"}
+    assert describe(fp32)[1] == "recurrent, full sequence"  # older files have no precision
+    assert describe({**fp32, "precision": "fp32"})[1] == "recurrent, full sequence"
+    name, modality, key = describe(bf16)
+    assert (name, modality) == ("BasicVSR (full sequence)", "recurrent, full sequence, bf16")
+    assert key > describe(fp32)[2]  # right after its fp32 row

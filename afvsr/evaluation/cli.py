@@ -10,6 +10,7 @@ examples:
   afvsr eval --model basicvsr-small --data shared:val --window 5 --out results/basicvsr5.json
   afvsr eval --model runs/fusion/model_best.safetensors --data shared:val --mode window
   afvsr eval --model bicubic --data path/to/sequences --save-frames out/bicubic
+  afvsr eval --model basicvsr-small --data shared:val --precision bf16
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda when available)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="model arithmetic: fp32 (default), bf16 (CPU or CUDA autocast), fp16 (CUDA); "
+        "recorded in --out",
     )
     parser.add_argument(
         "--border",
@@ -133,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     source = args.model or default_model_name()
     model = prepare_for_inference(
-        load_model(source, map_location=device, scale=args.scale or 4), device=device
+        load_model(source, map_location=device, scale=args.scale or 4),
+        device=device,
+        precision=args.precision,
     )
     if args.scale is not None and model.scale != args.scale:
         raise AfvsrError(f"model '{source}' upscales x{model.scale} but --scale is {args.scale}")
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         border=args.border,
         max_frames=args.max_frames,
+        precision=args.precision,
         save_frames_dir=args.save_frames,
         progress=progress,
         on_clip=print_clip,

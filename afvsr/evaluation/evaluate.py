@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import METRIC_NAMES, frame_metrics, mean_metric
 from afvsr.frame_groups import mirror_index
+from afvsr.inference import autocast_context, check_precision
 from afvsr.io_utils import atomic_path
 
 FORMAT_VERSION = 1
@@ -102,6 +103,7 @@ def upscale_clip(
     mode: str | None = None,
     window: int | None = None,
     window_batch: int = 4,
+    precision: str = "fp32",
 ) -> Tensor:
     """Every frame of one clip through ``model``.
 
@@ -111,21 +113,23 @@ def upscale_clip(
         window: if set (odd), each reference frame t is rebuilt from the ``window`` frames centred
             on it alone (mirrored at the ends, see ``window_indices``), taking the output at the
             window's centre; ``window_batch`` windows run as one batch. None: the whole clip at once.
+        precision: ``"fp32"``, or ``"bf16"`` / ``"fp16"`` (CUDA) under autocast; the output is
+            float32 either way.
 
     Returns:
         ``(t, 3, scale*h, scale*w)`` float in [0, 1].
     """
     kwargs = {} if mode is None else {"mode": mode}
     t = lq.shape[0]
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_context(lq.device, precision):
         if window is None:
-            return model(lq[None], **kwargs)[0].clamp(0, 1)
+            return model(lq[None], **kwargs)[0].float().clamp(0, 1)
         outs = []
         for start in range(0, t, window_batch):
             refs = range(start, min(start + window_batch, t))
             idx = torch.tensor([window_indices(r, t, window) for r in refs], device=lq.device)
             clips = lq[idx]  # (n, window, 3, h, w)
-            outs.append(model(clips, **kwargs)[:, window // 2])  # (n, 3, s*h, s*w)
+            outs.append(model(clips, **kwargs)[:, window // 2].float())  # (n, 3, s*h, s*w)
         return torch.cat(outs, dim=0).clamp(0, 1)
 
 
@@ -185,6 +189,7 @@ def evaluate(
     window: int | None = None,
     border: int = 0,
     max_frames: int | None = None,
+    precision: str = "fp32",
     save_frames_dir: str | os.PathLike | None = None,
     progress: Callable[[str], None] | None = None,
     on_clip: Callable[[dict], None] | None = None,
@@ -203,6 +208,8 @@ def evaluate(
             whose groups are part of it.
         border: pixels cropped from each side before scoring.
         max_frames: score only the first ``max_frames`` frames of each clip (quick checks).
+        precision: ``"fp32"`` (default), ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA): the
+            model's arithmetic under autocast (see ``afvsr.inference``); recorded in the results.
         save_frames_dir: write every output frame as ``DIR/<clip key>/00000000.png …``.
         progress: called with one-line progress messages.
         on_clip: called with each clip's result as soon as it is scored.
@@ -230,6 +237,7 @@ def evaluate(
         mode = inspect.signature(model.forward).parameters["mode"].default
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
+    check_precision(precision, device)
     scale = int(model.scale)
     was_training = model.training
     model.eval()
@@ -254,7 +262,7 @@ def evaluate(
             lq = lq.to(device, torch.float32)
             _sync(device)
             start = time.perf_counter()
-            out = upscale_clip(model, lq, mode=mode, window=window)
+            out = upscale_clip(model, lq, mode=mode, window=window, precision=precision)
             _sync(device)
             ms_per_frame = (time.perf_counter() - start) * 1000.0 / t
             scores = frame_metrics(out, gt.to(out.device), border=border)
@@ -294,6 +302,7 @@ def evaluate(
         "window": window,
         "border": border,
         "max_frames": max_frames,
+        "precision": precision,
         "device": str(device),
         "dataset": {
             "spec": None,

@@ -45,7 +45,16 @@ def _rates(kwargs: dict) -> tuple[int, ...]:
 
 
 def describe(results: dict[str, Any]) -> tuple[str, str, tuple]:
-    """``(row name, modality, sort key)`` of one results dict."""
+    """``(row name, modality, sort key)`` of one results dict; a precision other than fp32
+    (``afvsr eval --precision``) is named after the modality."""
+    name, modality, key = _describe_model(results)
+    precision = results.get("precision") or "fp32"
+    if precision == "fp32":
+        return name, modality, key
+    return name, f"{modality}, {precision}", (*key, precision)
+
+
+def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
     model = results["model"]
     name, kwargs = model["name"], model.get("kwargs") or {}
     window, mode = results.get("window"), results.get("mode")
