@@ -73,6 +73,7 @@ def run_one(name: str, frames: int, h: int, w: int, precision: str) -> dict:
     return {
         "model": name,
         "precision": precision,
+        "threads": torch.get_num_threads(),
         "ms_per_frame": 1000 * seconds / frames,
         "tflop_per_frame": flops["per_frame"] / 1e12,
         "achieved_gflops": gflops,
@@ -115,6 +116,8 @@ def main() -> None:
                 str(args.frames),
                 "--size",
                 args.size,
+                "--threads",
+                str(args.threads),
                 "--one",
                 f"{name}:{precision}",
             ]
