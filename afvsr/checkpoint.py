@@ -26,8 +26,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_MODELS: tuple[str, ...] = (
     "fusion-multihead-small",
     "fusion-single-small",
-    "basicvsr-small",
     "fusion-rates135-small",
+    "basicvsr-small",
     "iconvsr-small",
 )
 

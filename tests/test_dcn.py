@@ -100,6 +100,20 @@ def test_matches_loop_reference(n, c_in, c_out, ks, h, w, padding, dilation, gro
     )
     assert got.shape == want.shape
     assert torch.allclose(got, want, atol=1e-10, rtol=0), (got - want).abs().max()
+    # Computed in bands of output rows (one row, then two rows per band): the same values.
+    for rows in (1, 2):
+        banded = modulated_deform_conv2d(
+            x,
+            offset,
+            mask,
+            weight,
+            bias,
+            padding=padding,
+            dilation=dilation,
+            deform_groups=groups,
+            max_pixels=rows * n * want.shape[-1],
+        )
+        assert torch.allclose(banded, want, atol=1e-10, rtol=0), (banded - want).abs().max()
     # The offsets really moved the samples: a plain conv gives something else.
     plain = F.conv2d(x, weight, bias, padding=padding, dilation=dilation)
     assert (got - plain).abs().max() > 1e-2
@@ -157,9 +171,14 @@ def test_gradcheck_all_inputs():
         n=1, c_in=2, c_out=2, ks=3, h=3, w=3, padding=1, dilation=1, groups=2, offset_scale=0.7
     )
     args = [t.requires_grad_() for t in (x, offset, mask, weight, bias)]
-    assert torch.autograd.gradcheck(
-        lambda *a: modulated_deform_conv2d(*a, padding=1, deform_groups=2), args, fast_mode=True
-    )
+    for max_pixels in (1 << 16, 1):  # one piece, then one output row per band
+        assert torch.autograd.gradcheck(
+            lambda *a, m=max_pixels: modulated_deform_conv2d(
+                *a, padding=1, deform_groups=2, max_pixels=m
+            ),
+            args,
+            fast_mode=True,
+        )
 
 
 def test_pack_starts_as_half_weighted_conv_and_its_offsets_learn():

@@ -5,7 +5,8 @@ Sec. 3.1 (eq. 1: every kernel tap k samples the input at ``p + p_k + Δp_k`` by 
 interpolation and is scaled by a modulation scalar ``Δm_k`` in [0, 1]); the pack that predicts
 ``Δp`` and ``Δm`` from a conditioning feature is EDVR's (Wang et al., CVPRW 2019, Sec. 3.1,
 "DConv" in Fig. 3). Differs: no compiled kernel — all taps are sampled by one ``grid_sample`` and
-contracted with the weight by one matmul; stride 1 only (all EDVR/IconVSR uses need no more).
+contracted with the weight by one matmul per band of output rows (``max_pixels`` bounds the
+sampled columns' memory); stride 1 only (all EDVR/IconVSR uses need no more).
 
 Layouts (the same as DCNv2's and torchvision's, with tap ``k = ki * kernel_size + kj``):
     offset ``(n, 2 * G * K, h_out, w_out)``: channel ``2 * (g * K + k)`` is the row (y)
@@ -36,6 +37,7 @@ def modulated_deform_conv2d(
     padding: int = 0,
     dilation: int = 1,
     deform_groups: int = 1,
+    max_pixels: int = 1 << 16,
 ) -> Tensor:
     """DCNv2 (stride 1): ``out[i, j] = bias + Σ_k w_k · m_k · x(p_k(i, j) + Δp_k)``.
 
@@ -47,6 +49,10 @@ def modulated_deform_conv2d(
         bias: ``(c_out,)`` or None.
         padding, dilation: as for ``F.conv2d``; ``h_out = h + 2·padding - dilation·(kernel_size - 1)``.
         deform_groups: G, the number of channel groups with their own offsets and mask.
+        max_pixels: output rows are computed in bands of at most this many ``n × rows × w_out``
+            pixels (at least one row): the sampled columns, ``c_in·K`` values per pixel, are the
+            memory peak (a 5-frame window at 320×180 with 64 channels: 0.66 GB in one piece).
+            The result does not depend on it.
 
     Returns:
         ``(n, c_out, h_out, w_out)``.
@@ -74,33 +80,74 @@ def modulated_deform_conv2d(
             f"expected offset {(n, 2 * g * k, h_out, w_out)} and mask {(n, g * k, h_out, w_out)}, "
             f"got {tuple(offset.shape)} and {tuple(mask.shape)}"
         )
+    rows_per_band = max(1, max_pixels // (n * w_out))
+    if rows_per_band >= h_out:
+        return _deform_conv_rows(x, offset, mask, weight, bias, 0, padding, dilation, g)
+    out = torch.cat(
+        [
+            _deform_conv_rows(
+                x,
+                offset[:, :, r : r + rows_per_band],
+                mask[:, :, r : r + rows_per_band],
+                weight,
+                bias,
+                r,
+                padding,
+                dilation,
+                g,
+            )
+            for r in range(0, h_out, rows_per_band)
+        ],
+        dim=2,
+    )
+    return out
+
+
+def _deform_conv_rows(
+    x: Tensor,
+    offset: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    row0: int,
+    padding: int,
+    dilation: int,
+    g: int,
+) -> Tensor:
+    """Output rows ``row0 … row0 + rows - 1`` of :func:`modulated_deform_conv2d`; offset and mask
+    hold just those rows, ``(n, 2·G·K, rows, w_out)`` and ``(n, G·K, rows, w_out)``.
+    → ``(n, c_out, rows, w_out)``."""
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    k = kh * kw
+    rows_out, w_out = offset.shape[-2:]
     # Coordinates in at least fp32: bf16 cannot address pixels of a wide frame precisely.
     cdtype = torch.promote_types(x.dtype, torch.float32)
     dev = x.device
     taps = torch.arange(kh, device=dev, dtype=cdtype) * dilation
     tap_y = taps.repeat_interleave(kw).view(k, 1, 1)  # (K, 1, 1): ki * dilation
     tap_x = taps.repeat(kh).view(k, 1, 1)  # (K, 1, 1): kj * dilation
-    rows = torch.arange(h_out, device=dev, dtype=cdtype).view(1, h_out, 1) - padding
+    rows = torch.arange(row0, row0 + rows_out, device=dev, dtype=cdtype).view(1, rows_out, 1)
     cols = torch.arange(w_out, device=dev, dtype=cdtype).view(1, 1, w_out) - padding
-    off = offset.to(cdtype).reshape(n, g, k, 2, h_out, w_out)
-    y = tap_y + rows + off[:, :, :, 0]  # (n, G, K, h_out, w_out), row in input pixels
-    x_ = tap_x + cols + off[:, :, :, 1]  # (n, G, K, h_out, w_out), column in input pixels
+    off = offset.to(cdtype).reshape(n, g, k, 2, rows_out, w_out)
+    y = tap_y + (rows - padding) + off[:, :, :, 0]  # (n, G, K, rows, w_out), input row
+    x_ = tap_x + cols + off[:, :, :, 1]  # (n, G, K, rows, w_out), input column
     # Normalise for align_corners=False (pixel p ↦ (2p + 1)/size - 1), which also works for a
     # size of 1; zeros padding makes every out-of-range bilinear corner read 0, as in DCNv2.
     grid = torch.stack([(2 * x_ + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1)
-    grid = grid.view(n * g, k * h_out, w_out, 2)  # all taps stacked along the rows
+    grid = grid.view(n * g, k * rows_out, w_out, 2)  # all taps stacked along the rows
     sampled = F.grid_sample(
         x.to(cdtype).reshape(n * g, c_in // g, h, w),
         grid,
         mode="bilinear",
         padding_mode="zeros",
         align_corners=False,
-    ).to(x.dtype)  # (n*G, c_in/G, K*h_out, w_out)
-    mask = mask.reshape(n, g, 1, k, h_out, w_out)
-    sampled = sampled.view(n, g, c_in // g, k, h_out, w_out) * mask  # modulated samples
-    columns = sampled.view(n, c_in * k, h_out * w_out)  # row index c * K + k, as in the weight
-    out = torch.matmul(weight.view(c_out, c_in * k), columns)  # (n, c_out, h_out*w_out)
-    out = out.view(n, c_out, h_out, w_out)
+    ).to(x.dtype)  # (n*G, c_in/G, K*rows, w_out)
+    mask = mask.reshape(n, g, 1, k, rows_out, w_out)
+    sampled = sampled.view(n, g, c_in // g, k, rows_out, w_out) * mask  # modulated samples
+    columns = sampled.view(n, c_in * k, rows_out * w_out)  # row index c * K + k, as in the weight
+    out = torch.matmul(weight.view(c_out, c_in * k), columns)  # (n, c_out, rows*w_out)
+    out = out.view(n, c_out, rows_out, w_out)
     if bias is not None:
         out = out + bias.view(1, c_out, 1, 1)
     return out

@@ -168,7 +168,7 @@ class IconVSR(nn.Module):
             for key in self.keyframe_indices(num_frames)
         ]
 
-    def refill_features(self, lq: Tensor, *, max_pixels: int = 1 << 22) -> dict[int, Tensor]:
+    def refill_features(self, lq: Tensor, *, max_pixels: int = 1 << 19) -> dict[int, Tensor]:
         """The extractor's features at every keyframe, a few windows per batched call.
 
         Args:
