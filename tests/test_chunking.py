@@ -23,7 +23,7 @@ from afvsr.video.chunking import (
     tile_starts,
     upscale_tiled,
 )
-from afvsr.video.upscale import upscale_frames
+from afvsr.video.upscale import model_call, upscale_frames
 
 
 def clip(num_frames: int, h: int = 12, w: int = 16) -> torch.Tensor:
@@ -39,7 +39,7 @@ def run_chunked(model, lq: torch.Tensor, *, chunk: int, overlap: int, **kwargs) 
     """Upscale ``lq (t, 3, h, w)`` chunk by chunk the way ``upscale_video`` does."""
     parts = [
         upscale_frames(
-            model,
+            model_call(model),
             part.lq,
             part.keep,
             scale=model.scale,
@@ -182,7 +182,13 @@ def test_tiles_inside_chunks_keep_only_the_chunk_frames():
     lq = clip(7, 20, 24)
     model = Upsample()
     out = upscale_frames(
-        model, lq, slice(2, 5), scale=4, tile=10, tile_overlap=4, amp=contextlib.nullcontext()
+        model_call(model),
+        lq,
+        slice(2, 5),
+        scale=4,
+        tile=10,
+        tile_overlap=4,
+        amp=contextlib.nullcontext(),
     )
     assert torch.allclose(out, model(lq[None])[0][2:5], atol=1e-6)
 
@@ -193,7 +199,7 @@ def test_tiny_frames_are_padded_then_cropped():
     assert padded.shape == (2, 3, 16, 16) and (h, w) == (3, 5)
     assert torch.equal(padded[..., :3, :5], lq)
     out = upscale_frames(
-        Upsample(),
+        model_call(Upsample()),
         lq,
         slice(0, 2),
         scale=4,

@@ -65,6 +65,20 @@ def test_odd_size_eval_is_deterministic(name, extra):
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name,extra", VIDEO_MODELS)
+def test_frames_rebuilds_only_those_output_frames(name, extra):
+    torch.manual_seed(0)
+    model = tiny(name, 2, **extra).eval()
+    lq = torch.rand(1, 7, 3, 16, 18)
+    modes = [{"mode": "sequence"}, {"mode": "window"}] if name == "fusion" else [{}]
+    with torch.no_grad():
+        for kwargs in modes:
+            whole = model(lq, **kwargs)
+            for keep in (slice(2, 5), slice(0, 7), slice(6, 7)):
+                part = model(lq, frames=keep, **kwargs)
+                torch.testing.assert_close(part, whole[:, keep], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_model_matches_imresize_and_range(scale):
     from afvsr.imresize import imresize

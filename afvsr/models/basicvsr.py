@@ -163,6 +163,11 @@ class BasicVSR(nn.Module):
         """
         return propagate(self.spynet, self.propagation, lq, only=only)
 
-    def forward(self, lq: Tensor) -> Tensor:
-        """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)``, every frame."""
-        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq)
+    def forward(self, lq: Tensor, *, frames: slice | None = None) -> Tensor:
+        """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)``, every frame; with
+        ``frames``, only those output frames ``(b, k, 3, scale*h, scale*w)`` are reconstructed
+        (propagation still reads the whole clip: chunked upscaling drops its context frames)."""
+        feats = self.propagate(lq)
+        if frames is not None:
+            feats, lq = feats[:, frames], lq[:, frames]
+        return reconstruct_frames(self.reconstruction, feats, lq)

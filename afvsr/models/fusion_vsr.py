@@ -173,26 +173,29 @@ class AttentionFusionVSR(nn.Module):
             self.reconstruction, fused.view(b, t, c, h, w), lq, max_pixels=max_pixels
         )
 
-    def forward(self, lq: Tensor, *, mode: str = "sequence") -> Tensor:
-        """Every frame of a clip.
+    def forward(self, lq: Tensor, *, mode: str = "sequence", frames: slice | None = None) -> Tensor:
+        """Every frame of a clip, or only ``frames`` of it (the groups still read the whole clip).
 
         Args:
             lq: ``(b, t, 3, h, w)`` in [0, 1].
             mode: ``"sequence"`` — per rate, propagate over each phase sub-sequence of the whole
                 clip, then fuse per frame (cost ≈ G BasicVSR passes); ``"window"`` — per reference
                 frame, as trained: G groups of W frames (mirrored at the clip's ends).
+            frames: the output frames to rebuild (None: all); chunked upscaling drops the
+                context frames at each chunk's ends, so it asks only for the kept ones.
 
         Returns:
-            ``(b, t, 3, scale*h, scale*w)``.
+            ``(b, t, 3, scale*h, scale*w)``, or ``(b, k, …)`` for the k frames in ``frames``.
         """
         check_lq(lq)
         if mode not in MODES:
             raise ValueError(f"expected mode in {MODES}, got {mode!r}")
-        if mode == "sequence":
-            return self.fuse_and_reconstruct(self.sequence_features(lq), lq)
         t = lq.shape[1]
+        keep = slice(None) if frames is None else frames
+        if mode == "sequence":
+            return self.fuse_and_reconstruct(self.sequence_features(lq)[:, keep], lq[:, keep])
         outs = []
-        for ref in range(t):
+        for ref in range(t)[keep]:
             idx = torch.tensor(self.group_indices(ref, t), device=lq.device)  # (G, W)
             outs.append(self.forward_groups(lq[:, idx]))  # lq[:, idx]: (b, G, W, 3, h, w)
         return torch.stack(outs, dim=1)

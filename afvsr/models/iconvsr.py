@@ -202,6 +202,10 @@ class IconVSR(nn.Module):
         check_lq(lq)
         return self.propagation(lq, *self.compute_flows(lq), self.refill_features(lq))
 
-    def forward(self, lq: Tensor) -> Tensor:
-        """``lq (b, t, 3, h, w)`` in [0, 1], any t, h, w >= 1 → ``(b, t, 3, scale*h, scale*w)``."""
-        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq)
+    def forward(self, lq: Tensor, *, frames: slice | None = None) -> Tensor:
+        """``lq (b, t, 3, h, w)`` in [0, 1], any t, h, w >= 1 → ``(b, t, 3, scale*h, scale*w)``;
+        with ``frames``, only those output frames (as ``BasicVSR.forward``)."""
+        feats = self.propagate(lq)
+        if frames is not None:
+            feats, lq = feats[:, frames], lq[:, frames]
+        return reconstruct_frames(self.reconstruction, feats, lq)

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
 from afvsr.inference import autocast_context, prepare_for_inference, resolve_device
+from afvsr.memory import return_large_frees_to_os
 from afvsr.video.chunking import pad_to_min_size, temporal_chunks, upscale_tiled
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
@@ -115,17 +116,23 @@ def default_chunk(overlap: int) -> int:
     return max(DEFAULT_CHUNK, 2 * overlap)
 
 
-def model_call(net: nn.Module) -> Callable[[Tensor], Tensor]:
-    """``(b, t, 3, h, w) -> (b, t, 3, s*h, s*w)``; the fusion model runs in ``sequence`` mode."""
-    # The fusion model's forward takes ``mode``; "sequence" costs a few BasicVSR passes per clip,
-    # where "window" (as trained) costs about 9 (see issue 7).
-    if "mode" in inspect.signature(net.forward).parameters:
-        return lambda lq: net(lq, mode="sequence")
-    return net
+def model_call(net: nn.Module) -> Callable[[Tensor, slice], Tensor]:
+    """``(lq (b, t, 3, h, w), keep) -> (b, k, 3, s*h, s*w)``, the k output frames in ``keep``.
+
+    A model whose forward takes ``frames`` reconstructs only those (the context frames of a
+    chunk cost propagation, not reconstruction, and no high-resolution memory); the fusion model
+    runs in ``sequence`` mode (a few BasicVSR passes per clip; ``window``, as trained, costs
+    about 9).
+    """
+    params = inspect.signature(net.forward).parameters
+    kwargs = {"mode": "sequence"} if "mode" in params else {}
+    if "frames" in params:
+        return lambda lq, keep: net(lq, frames=keep, **kwargs)
+    return lambda lq, keep: net(lq, **kwargs)[:, keep]
 
 
 def upscale_frames(
-    call: Callable[[Tensor], Tensor],
+    call: Callable[[Tensor, slice], Tensor],
     lq: Tensor,
     keep: slice,
     *,
@@ -139,11 +146,12 @@ def upscale_frames(
 
     def run(x: Tensor) -> Tensor:  # (t, 3, th, tw) -> (k, 3, s*th, s*tw)
         with amp:
-            sr = call(x[None])[0]
-        expected = (x.shape[0], 3, scale * x.shape[-2], scale * x.shape[-1])
+            sr = call(x[None], keep)[0]
+        k = len(range(x.shape[0])[keep])
+        expected = (k, 3, scale * x.shape[-2], scale * x.shape[-1])
         if sr.shape != expected:
             raise ValueError(f"expected the model to return {(1, *expected)}, got {(1, *sr.shape)}")
-        return sr[keep].float()
+        return sr.float()
 
     if tile:
         sr = upscale_tiled(run, lq, scale=scale, tile=tile, tile_overlap=tile_overlap)
@@ -211,7 +219,9 @@ def upscale_video(
         cut), padded (odd output size padded by one pixel for the codec).
 
     The output is written to a temporary file and renamed when complete: on any error or
-    Ctrl-C nothing is left behind, and the input is only ever read.
+    Ctrl-C nothing is left behind, and the input is only ever read. On Linux with glibc it sets
+    the process's mmap threshold to 1 MiB (``afvsr.memory``), so that memory stays flat over
+    long videos.
     """
     if (chunk is not None and chunk < 1) or (overlap is not None and overlap < 0):
         raise ValueError(
@@ -223,6 +233,7 @@ def upscale_video(
             f"tile_overlap={tile_overlap}"
         )
     started = time.perf_counter()
+    return_large_frees_to_os()  # chunk after chunk, freed frame tensors go back to the OS
     input_path = Path(input)
     if not input_path.exists():
         raise FileNotFoundError(f"input not found: {input_path}")
