@@ -6,8 +6,7 @@ For each model (full size, ×4, random weights: speed does not depend on them) i
 output frame, the analytic FLOPs per frame (afvsr.flops), the achieved GFLOP/s, its ratio to the
 roofline (GFLOP/s of a lone 64→64 3x3 conv on the same LR map, best memory format, measured in
 the same process right before and right after the model, the fastest call of either), and the
-peak RSS of the process (each model runs in its own
-subprocess so peaks do not mix).
+peak RSS of the process (each model runs in its own subprocess so peaks do not mix).
 """
 
 from __future__ import annotations
