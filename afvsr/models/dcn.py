@@ -83,7 +83,7 @@ def modulated_deform_conv2d(
     rows_per_band = max(1, max_pixels // (n * w_out))
     if rows_per_band >= h_out:
         return _deform_conv_rows(x, offset, mask, weight, bias, 0, padding, dilation, g)
-    out = torch.cat(
+    return torch.cat(
         [
             _deform_conv_rows(
                 x,
@@ -100,7 +100,6 @@ def modulated_deform_conv2d(
         ],
         dim=2,
     )
-    return out
 
 
 def _deform_conv_rows(
