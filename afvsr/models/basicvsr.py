@@ -167,7 +167,4 @@ class BasicVSR(nn.Module):
         """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)``, every frame; with
         ``frames``, only those output frames ``(b, k, 3, scale*h, scale*w)`` are reconstructed
         (propagation still reads the whole clip: chunked upscaling drops its context frames)."""
-        feats = self.propagate(lq)
-        if frames is not None:
-            feats, lq = feats[:, frames], lq[:, frames]
-        return reconstruct_frames(self.reconstruction, feats, lq)
+        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq, frames=frames)

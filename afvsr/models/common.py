@@ -157,18 +157,26 @@ class Reconstruction(nn.Module):
 
 
 def reconstruct_frames(
-    reconstruction: Reconstruction, feats: Tensor, lq: Tensor, *, max_pixels: int = 1 << 20
+    reconstruction: Reconstruction,
+    feats: Tensor,
+    lq: Tensor,
+    *,
+    frames: slice | None = None,
+    max_pixels: int = 1 << 20,
 ) -> Tensor:
     """Apply ``reconstruction`` to every frame, a few frames at a time to bound HR memory.
 
     Args:
         feats: ``(b, t, c, h, w)`` fused LR features.
         lq: ``(b, t, 3, h, w)`` the LR frames.
+        frames: only these frames (None: all); chunked upscaling skips its context frames.
         max_pixels: at most this many HR pixels (frames × s²·h·w) per batch.
 
     Returns:
-        ``(b, t, 3, s*h, s*w)``.
+        ``(b, t, 3, s*h, s*w)``, or ``(b, k, …)`` for the k frames in ``frames``.
     """
+    if frames is not None:
+        feats, lq = feats[:, frames], lq[:, frames]
     b, t, c, h, w = feats.shape
     s = reconstruction.scale
     feats = feats.reshape(b * t, c, h, w)  # (b*t, c, h, w)

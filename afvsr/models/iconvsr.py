@@ -205,7 +205,4 @@ class IconVSR(nn.Module):
     def forward(self, lq: Tensor, *, frames: slice | None = None) -> Tensor:
         """``lq (b, t, 3, h, w)`` in [0, 1], any t, h, w >= 1 → ``(b, t, 3, scale*h, scale*w)``;
         with ``frames``, only those output frames (as ``BasicVSR.forward``)."""
-        feats = self.propagate(lq)
-        if frames is not None:
-            feats, lq = feats[:, frames], lq[:, frames]
-        return reconstruct_frames(self.reconstruction, feats, lq)
+        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq, frames=frames)
