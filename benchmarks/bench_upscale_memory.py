@@ -24,6 +24,8 @@ from pathlib import Path
 
 from report import emit, machine
 
+from afvsr.io_utils import atomic_path
+
 CHILD = r"""
 import json, resource, sys, time
 import torch
@@ -110,8 +112,16 @@ def main() -> None:
             runs[str(n)] = {**json.loads(child.stdout.strip().splitlines()[-1]), "make_s": made}
             dst.unlink()
             src.unlink()
-    peaks = [runs[str(n)]["peak_rss_mb"] for n in args.frames]
-    result = {
+            if args.output and len(runs) < len(args.frames):  # a long run keeps what it measured
+                with atomic_path(Path(args.output)) as part:
+                    part.write_text(json.dumps(report(args, width, height, runs), indent=2) + "\n")
+    emit(report(args, width, height, runs), args.output)
+
+
+def report(args: argparse.Namespace, width: int, height: int, runs: dict) -> dict:
+    """The JSON report; ``ratio`` is the peak of the longest finished run over the shortest."""
+    peaks = [runs[str(n)]["peak_rss_mb"] for n in args.frames if str(n) in runs]
+    return {
         "benchmark": "upscale_memory",
         "model": args.model,
         "input_size": [width, height],
@@ -120,8 +130,8 @@ def main() -> None:
         "machine": machine(),
         "runs": runs,
         "ratio": peaks[-1] / peaks[0],
+        "complete": len(runs) == len(args.frames),
     }
-    emit(result, args.output)
 
 
 if __name__ == "__main__":
