@@ -22,9 +22,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from report import emit, machine
-
-from afvsr.io_utils import atomic_path
+from report import emit, machine, save
 
 CHILD = r"""
 import json, resource, sys, time
@@ -113,8 +111,7 @@ def main() -> None:
             dst.unlink()
             src.unlink()
             if args.output and len(runs) < len(args.frames):  # a long run keeps what it measured
-                with atomic_path(Path(args.output)) as part:
-                    part.write_text(json.dumps(report(args, width, height, runs), indent=2) + "\n")
+                save(report(args, width, height, runs), args.output)
     emit(report(args, width, height, runs), args.output)
 
 

@@ -29,8 +29,13 @@ def machine() -> dict[str, Any]:
 
 def emit(report: dict[str, Any], output: str | os.PathLike | None = None) -> None:
     """Print ``report`` as indented JSON; also write it to ``output`` (atomically) if given."""
-    text = json.dumps(report, indent=2)
-    print(text)
+    print(json.dumps(report, indent=2))
     if output:
-        with atomic_path(Path(output)) as tmp:
-            tmp.write_text(text + "\n")
+        save(report, output)
+
+
+def save(report: dict[str, Any], output: str | os.PathLike) -> None:
+    """Write ``report`` as indented JSON to ``output``, atomically (a partial report of a long
+    run replaces the previous one whole)."""
+    with atomic_path(Path(output)) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
