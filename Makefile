@@ -30,7 +30,7 @@ format: $(STAMP)
 
 # The shipped weights, retrained on ../shared/data with the CPU presets: hours on 2 CPU cores.
 # Every run resumes where it stopped (run `make weights` again after an interruption); the
-# models go to afvsr/weights/ as fp16 safetensors (README "Results" has each model card).
+# models go to afvsr/weights/ as fp16 safetensors (docs/results.md has each model card).
 RUNS ?= runs
 SHIP = $(BIN)/python -c "import sys, torch, afvsr; afvsr.save_model(afvsr.load_model(sys.argv[1]), sys.argv[2], dtype=torch.float16)"
 weights: $(STAMP)
@@ -47,9 +47,9 @@ weights: $(STAMP)
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
 	$(SHIP) $(RUNS)/iconvsr_cpu/model_best.safetensors afvsr/weights/iconvsr-small.safetensors
 
-# README "Results": every shipped model and bicubic on the validation split of ../shared/data
+# docs/results.md: every shipped model and bicubic on the validation split of ../shared/data
 # (the first 10 frames of each of its 20 clips), then the table and the figures.
-RESULTS ?= docs/runs/results
+RESULTS ?= results/validation
 EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu
 results: $(STAMP)
 	mkdir -p $(RESULTS) docs/figures

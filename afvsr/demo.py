@@ -139,14 +139,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from afvsr.evaluation.metrics import psnr
     from afvsr.imresize import bi_degrade
+    from afvsr.io_utils import remove_stale_temps
     from afvsr.models import Bicubic
+    from afvsr.outputs import Output, check_outputs
     from afvsr.video.upscale import upscale_video
     from afvsr.video.writer import open_output
 
     if args.frames < 1:
         raise AfvsrError(f"expected --frames >= 1, got {args.frames}")
     out_dir = Path(args.output_dir)
+    video, comparison_png = out_dir / "side_by_side.mp4", out_dir / "comparison.png"
+    outputs = [
+        Output(path=video, label="demo output"),
+        Output(path=comparison_png, label="demo output"),
+    ]
+    check_outputs(outputs, [args.model], force=True)  # each run replaces its own two files
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir, ".demo.", "")  # work folders of an earlier, killed demo
     started = time.perf_counter()
 
     gt = film(load_photo(args.image), args.frames, args.size)  # (t, 3, H, W)
@@ -173,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
     name = summary["model"]
 
     w, h = args.size
-    video = out_dir / "side_by_side.mp4"
     labels = ["bicubic", name, "ground truth"]
     row_h = h + LABEL_HEIGHT
     fps = Fraction(24)
@@ -196,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from afvsr.io_utils import atomic_path
 
-    with atomic_path(out_dir / "comparison.png") as tmp:
+    with atomic_path(comparison_png) as tmp:
         comparison.save(tmp, format="PNG")
 
     seconds = time.perf_counter() - started
@@ -205,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"demo: {args.frames} frames of '{args.image}', {w // SCALE}x{h // SCALE} -> {w}x{h} "
         f"(BI x{SCALE}); PSNR-Y bicubic {psnr_bicubic:.2f} dB, {name} {psnr_model:.2f} dB "
-        f"({psnr_model - psnr_bicubic:+.2f} dB); wrote {video} and {out_dir / 'comparison.png'} "
+        f"({psnr_model - psnr_bicubic:+.2f} dB); wrote {video} and {comparison_png} "
         f"in {seconds:.1f} s"
     )
     sys.stdout.flush()

@@ -178,11 +178,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from afvsr.outputs import Output, check_outputs
+
     out = Path(args.onnx)
     if out.is_dir():
         raise AfvsrError(f"{out} is a folder; expected an .onnx file path")
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    check_outputs([Output(path=out, label="--onnx")], [args.model], force=args.force)
     try:
         import onnx  # noqa: F401
     except ImportError:

@@ -4,6 +4,8 @@ Used by ``afvsr upscale``, ``afvsr eval`` and the benchmarks, so every path runs
 same fast way: eval mode, channels-last weights (oneDNN's fastest layout for these convs on CPU,
 and Tensor-Core friendly on CUDA), ``torch.inference_mode`` and, for bf16/fp16, autocast with the
 parts that need it (flow coordinates, the final residual add) kept in fp32 by the models.
+The default precision, ``"auto"``, is bf16 where the device computes it natively (CUDA with bf16,
+CPUs with AVX-512 BF16 or AMX) and fp32 elsewhere (:func:`resolve_precision`).
 """
 
 from __future__ import annotations
@@ -16,21 +18,47 @@ import torch
 from torch import Tensor, nn
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# What ``--precision`` accepts: a precision, or "auto" (bf16 where the device has it natively).
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+DEFAULT_PRECISION = "auto"
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when oneDNN can run bf16 convs natively (AVX-512 BF16 or AMX)."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
+    """True when oneDNN can run bf16 convs natively: the CPU has AVX-512 BF16 or AMX (read from
+    its flags, not from what the torch build supports)."""
+    flags = cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``"auto"`` → ``"bf16"`` where ``device`` computes bf16 natively (CUDA with bf16 support; a
+    CPU with AVX-512 BF16 or AMX), else ``"fp32"``; any other value is returned as given."""
+    if precision != "auto":
+        return precision
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if dev.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def check_precision(precision: str, device: str | torch.device) -> None:
     """ValueError for an unknown precision or fp16 on CPU; a warning for bf16 on a CPU without it."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"expected precision in {sorted(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"expected precision in {sorted(PRECISION_CHOICES)}, got {precision!r}")
+    precision = resolve_precision(precision, device)
     dev = torch.device(device)
     if dev.type == "cpu" and precision == "fp16":
         raise ValueError("--precision fp16 needs --device cuda; on a CPU use fp32 or bf16")
@@ -53,7 +81,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
     CUDA is asked for but absent."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:  # torch's message lists twenty device types
+        raise ValueError(f"expected device cpu, cuda, cuda:N or auto, got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but PyTorch sees no CUDA device here")
     if dev.type not in ("cpu", "cuda"):
@@ -65,7 +96,7 @@ def prepare_for_inference(
     model: nn.Module,
     *,
     device: str | torch.device = "cpu",
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     compile: bool = False,
 ) -> nn.Module:
     """Eval mode, moved to ``device``, channels-last weights. Weights stay fp32 (autocast casts).
@@ -92,14 +123,17 @@ def prepare_for_inference(
 
 def autocast_context(device: torch.device, precision: str):
     """fp32: a no-op context; bf16/fp16: ``torch.autocast`` (the models keep flow coordinates and
-    the final residual add in fp32)."""
+    the final residual add in fp32); auto: see :func:`resolve_precision`."""
     check_precision(precision, device)
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
 
 
-def run_model(model: nn.Module, lq: Tensor, *, precision: str = "fp32", **forward_kwargs) -> Tensor:
+def run_model(
+    model: nn.Module, lq: Tensor, *, precision: str = DEFAULT_PRECISION, **forward_kwargs
+) -> Tensor:
     """``lq (b, t, 3, h, w)`` → ``(b, t, 3, s*h, s*w)`` float32, under inference mode and autocast."""
     device = next(iter(model.parameters()), lq).device
     lq = lq.to(device)

@@ -31,3 +31,35 @@ def return_large_frees_to_os(threshold: int = 1 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     return mallopt(M_MMAP_THRESHOLD, threshold) == 1
+
+
+def reset_peak_rss() -> bool:
+    """Start measuring this process's peak resident memory afresh (Linux: ``clear_refs`` 5).
+
+    Returns False where the peak cannot be reset (then :func:`peak_rss` is the lifetime peak).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int | None:
+    """Peak resident memory of this process in bytes: since :func:`reset_peak_rss` on Linux
+    (``VmHWM``), else over its lifetime (``getrusage``); None where neither can be read."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # macOS bytes, Linux KiB
+    except ImportError:  # Windows
+        return None

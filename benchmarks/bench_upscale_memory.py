@@ -1,14 +1,19 @@
-"""Peak memory of `afvsr upscale` on long synthetic videos: it must not grow with the length.
+"""Peak memory of `afvsr upscale` against its memory budget, and its flatness over the length.
 
-    .venv/bin/python benchmarks/bench_upscale_memory.py [--frames 200 1000] [--size 320x180]
-        [--model bicubic | basicvsr:MIDxBLOCKS | NAME|CKPT] [--chunk N --overlap K]
+    .venv/bin/python benchmarks/bench_upscale_memory.py [--frames 150] [--sizes 854x480 1280x720]
+        [--models NAME ...] [--extra] [--max-memory SIZE] [--threads 2] [--output FILE.json]
 
-For each length, a synthetic video (a moving pattern with an AAC track, libx264) is written to a
-temporary folder, then upscaled x4 in a fresh subprocess through ``afvsr.upscale_video`` (decode,
-chunking, model, encode, audio remux), and the subprocess reports its peak RSS
-(``getrusage().ru_maxrss``). ``basicvsr:32x5`` builds a random-weight BasicVSR of that size:
-memory does not depend on the weights. Prints one JSON object; ``ratio`` is the peak at the
-longest length over the peak at the shortest (flat streaming: close to 1).
+For every model (default: every shipped one) and input size, a synthetic video (a moving pattern
+with an AAC track, libx264) is written to a temporary folder and upscaled x4 with default
+settings (chunk and tiles chosen from the budget, precision auto) in a fresh subprocess through
+``afvsr.upscale_video`` (decode, chunking, model, encode, audio remux). The subprocess reports the
+summary's chunk, tile, budget and estimate, and its peak RSS during the run (``VmHWM``, reset
+when the run starts) and over its life (``ru_maxrss``). ``--extra`` adds the issue's two extra
+cases for the default model: ``--max-memory 3G`` at 1280x720, and 1920x1080 input at the
+default budget (tiles). Every case passes when its peak is at most 1.1 x its budget. With
+several ``--frames``, ``ratio`` per case is the peak of the longest over the shortest (flat
+streaming: close to 1). ``basicvsr:32x5`` builds a random-weight BasicVSR of that size (memory
+does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch
 import afvsr
 from afvsr.models import BasicVSR
 
-src, dst, model, chunk, overlap, threads = sys.argv[1:7]
+src, dst, model, max_memory, threads = sys.argv[1:6]
 torch.set_num_threads(int(threads))
 if model.startswith("basicvsr:"):
     mid, blocks = (int(v) for v in model.split(":")[1].split("x"))
@@ -38,13 +43,12 @@ if model.startswith("basicvsr:"):
 start = time.perf_counter()
 summary = afvsr.upscale_video(
     src, dst, model=model, quiet=True, force=True,
-    chunk=int(chunk) if chunk != "auto" else None,
-    overlap=int(overlap) if overlap != "auto" else None,
+    max_memory=None if max_memory == "default" else max_memory,
 )
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-print(json.dumps({"frames": summary["frames"], "chunk": summary["chunk"],
-                  "overlap": summary["overlap"], "seconds": time.perf_counter() - start,
-                  "peak_rss_mb": peak_kb / 1024}))
+keys = ("frames", "chunk", "overlap", "tile", "chunks", "precision", "model", "max_memory",
+        "memory_estimate", "peak_memory")
+print(json.dumps({**{k: summary[k] for k in keys}, "seconds": time.perf_counter() - start,
+                  "lifetime_peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 
 
@@ -79,55 +83,71 @@ def make_input(path: Path, num_frames: int, width: int, height: int) -> None:
         out.mux(audio.encode())
 
 
+def run_case(tmp: str, model: str, size: str, frames: int, max_memory: str, threads: int) -> dict:
+    width, height = (int(v) for v in size.lower().split("x"))
+    src, dst = Path(tmp) / f"in_{size}_{frames}.mkv", Path(tmp) / "out.mkv"
+    t = time.perf_counter()
+    make_input(src, frames, width, height)
+    made = time.perf_counter() - t
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(src), str(dst), model, max_memory, str(threads)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    dst.unlink(missing_ok=True)
+    src.unlink()
+    if child.returncode != 0:
+        return {"error": child.stderr.strip().splitlines()[-1] if child.stderr.strip() else "?"}
+    run = json.loads(child.stdout.strip().splitlines()[-1])
+    run["make_s"] = made
+    run["peak_over_budget"] = run["peak_memory"] / run["max_memory"]
+    run["ok"] = run["peak_over_budget"] <= 1.1
+    return run
+
+
 def main() -> None:
+    from afvsr.checkpoint import available_models, default_model_name
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[200, 1000])
-    parser.add_argument("--size", default="320x180", help="input WxH (default 320x180)")
-    parser.add_argument(
-        "--model", default="bicubic", help="bicubic, basicvsr:MIDxBLOCKS, or a name/checkpoint"
-    )
-    parser.add_argument("--chunk", default="auto")
-    parser.add_argument("--overlap", default="auto")
+    parser.add_argument("--frames", type=int, nargs="+", default=[150])
+    parser.add_argument("--sizes", nargs="+", default=["854x480", "1280x720"])
+    parser.add_argument("--models", nargs="+", help="default: every shipped model")
+    parser.add_argument("--max-memory", default="default", help="budget (default: afvsr's)")
+    parser.add_argument("--extra", action="store_true", help="add the 3G and 1920x1080 cases")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
-
-    runs = {}
+    models = args.models or available_models()[:-1]
+    cases = [(m, size, args.max_memory) for m in models for size in args.sizes]
+    if args.extra:
+        default = default_model_name()
+        cases += [(default, "1280x720", "3G"), (default, "1920x1080", "default")]
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.frames:
-            src, dst = Path(tmp) / f"in_{n}.mkv", Path(tmp) / f"out_{n}.mkv"
-            t = time.perf_counter()
-            make_input(src, n, width, height)
-            made = time.perf_counter() - t
-            child = subprocess.run(
-                [sys.executable, "-c", CHILD, str(src), str(dst), args.model, args.chunk,
-                 args.overlap, str(args.threads)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if child.returncode != 0:
-                sys.exit(f"upscaling {n} frames failed:\n{child.stderr}")
-            runs[str(n)] = {**json.loads(child.stdout.strip().splitlines()[-1]), "make_s": made}
-            dst.unlink()
-            src.unlink()
-            if args.output and len(runs) < len(args.frames):  # a long run keeps what it measured
-                save(report(args, width, height, runs), args.output)
-    emit(report(args, width, height, runs), args.output)
+        for model, size, budget in cases:
+            case = {"model": model, "size": size, "max_memory_arg": budget, "runs": {}}
+            runs.append(case)
+            for n in args.frames:
+                case["runs"][str(n)] = run_case(tmp, model, size, n, budget, args.threads)
+                print(json.dumps({**case, "frames": n}), file=sys.stderr)
+                if args.output:  # a long run keeps what it measured
+                    save(report(args, runs), args.output)
+    emit(report(args, runs), args.output)
 
 
-def report(args: argparse.Namespace, width: int, height: int, runs: dict) -> dict:
-    """The JSON report; ``ratio`` is the peak of the longest finished run over the shortest."""
-    peaks = [runs[str(n)]["peak_rss_mb"] for n in args.frames if str(n) in runs]
+def report(args: argparse.Namespace, cases: list[dict]) -> dict:
+    """The JSON report: every case, its ratio over lengths, and whether all stayed in budget."""
+    for case in cases:
+        peaks = [r["peak_memory"] for r in case["runs"].values() if "peak_memory" in r]
+        case["ratio"] = peaks[-1] / peaks[0] if len(peaks) > 1 else None
+    done = [r for c in cases for r in c["runs"].values()]
     return {
         "benchmark": "upscale_memory",
-        "model": args.model,
-        "input_size": [width, height],
         "scale": 4,
         "threads": args.threads,
+        "frames": args.frames,
         "machine": machine(),
-        "runs": runs,
-        "ratio": peaks[-1] / peaks[0],
-        "complete": len(runs) == len(args.frames),
+        "cases": cases,
+        "all_within_budget": all(r.get("ok", False) for r in done),
     }
 
 

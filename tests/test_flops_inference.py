@@ -43,7 +43,7 @@ def test_run_model_matches_plain_forward_in_fp32_and_close_in_bf16():
     with torch.no_grad():
         ref = model(lq)
     fast = prepare_for_inference(model, precision="fp32")
-    out = run_model(fast, lq)
+    out = run_model(fast, lq, precision="fp32")
     assert torch.allclose(out, ref, atol=1e-5)
     out_bf16 = run_model(fast, lq, precision="bf16")
     assert out_bf16.dtype == torch.float32
@@ -60,7 +60,7 @@ def test_prepare_for_inference_keeps_fusion_model_outputs():
         ref = model(lq)
     fast = prepare_for_inference(model)
     assert fast.attention.fusion.conv3d_1.weight.is_contiguous(memory_format=torch.channels_last_3d)
-    assert torch.allclose(run_model(fast, lq, mode="sequence"), ref, atol=1e-5)
+    assert torch.allclose(run_model(fast, lq, precision="fp32", mode="sequence"), ref, atol=1e-5)
 
 
 def test_precision_and_device_errors():
@@ -73,3 +73,18 @@ def test_precision_and_device_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import afvsr.inference as inference
+
+    for flags, expected in [
+        ({"avx512f", "avx512_bf16"}, "bf16"),
+        ({"amx_bf16", "amx_tile"}, "bf16"),
+        ({"avx2", "avx512f"}, "fp32"),
+        (set(), "fp32"),
+    ]:
+        monkeypatch.setattr(inference, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert inference.resolve_precision("auto", "cpu") == expected
+        assert inference.resolve_precision("fp32", "cpu") == "fp32"  # explicit choices stay
+    check_precision("auto", "cpu")

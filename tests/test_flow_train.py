@@ -1,5 +1,7 @@
 """Stage 0 training pieces: SPyNet learns from synthetic pairs; the "flow" task and its configs."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +98,7 @@ def raw_config(**data):
         ({"pairs": "chairs"}, "pairs: expected one of"),
         ({"downscales": [1, 2], "render_scale": 2}, "render_scale: expected 1 .. min"),
         ({"level_weights": [0.0]}, "level_weights"),
-        ({"max_flow": 0.0}, "max_flow > 0"),
+        ({"max_flow": 0.0}, r"\[data\] max_flow: expected a value > 0"),
     ],
 )
 def test_bad_flow_configs_are_errors_naming_the_key(data, message):
@@ -105,7 +107,7 @@ def test_bad_flow_configs_are_errors_naming_the_key(data, message):
 
 
 def test_task_model_groups_loss_and_checkpoint(tmp_path):
-    from afvsr.flow.task import FlowTask
+    from afvsr.train.flow_task import FlowTask
 
     path = tmp_path / "start.safetensors"
     start = SPyNet()
@@ -131,7 +133,7 @@ def test_task_model_groups_loss_and_checkpoint(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shared_data_root() is None, reason="../shared/data (real frames) not present")
 def test_task_datasets_and_validation_on_the_shared_data():
-    from afvsr.flow.task import FlowTask
+    from afvsr.train.flow_task import FlowTask
 
     cfg = resolve_config(raw_config(), "x.toml")
     cfg["val"].update(num_pairs=2, num_real_pairs=2, batch_size=2)
@@ -148,7 +150,7 @@ def test_task_datasets_and_validation_on_the_shared_data():
 
 
 def test_task_initialises_spynet_so_activations_keep_their_scale():
-    from afvsr.flow.task import FlowTask
+    from afvsr.train.flow_task import FlowTask
 
     model = FlowTask(resolve_config(raw_config(), "x.toml")).build_model()
     level = model.basic_module[-1]
@@ -187,7 +189,7 @@ def test_real_pairs_are_the_same_crop_of_consecutive_frames(tmp_path):
 
 
 def test_best_metric_follows_the_stage():
-    from afvsr.flow.task import FlowTask
+    from afvsr.train.flow_task import FlowTask
 
     synthetic = FlowTask(resolve_config(raw_config(), "x.toml"))
     assert (synthetic.best_metric, synthetic.best_mode) == ("epe", "min")
@@ -195,3 +197,31 @@ def test_best_metric_follows_the_stage():
     assert (real.best_metric, real.best_mode) == ("warp_psnr", "max")
     with pytest.raises(AfvsrError, match=r"\[val\] best"):
         resolve_config({**raw_config(), "val": {"best": "psnr"}}, "x.toml")
+
+
+def test_flow_imports_nothing_from_train():
+    # The dependency is one-way: afvsr.train (its "flow" task) uses afvsr.flow, never back.
+    code = (
+        "import sys, afvsr.flow.cli, afvsr.flow.evaluate, afvsr.flow.pairs, afvsr.flow.losses;"
+        "print(sorted(m for m in sys.modules if m.startswith('afvsr.train')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_flow_eval_is_an_afvsr_command_with_one_line_errors(tmp_path, capsys):
+    from afvsr.cli import main
+    from afvsr.flow.evaluate import main as old_spelling
+
+    missing = tmp_path / "missing.safetensors"
+    for run in (lambda: main(["flow-eval", str(missing)]), lambda: old_spelling([str(missing)])):
+        assert run() == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("afvsr: error: ") and str(missing) in err[0]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[data]\npairs = "chairs"\n')
+    assert main(["flow-eval", "zero", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"afvsr: error: {bad}: [data] pairs: expected one of ['synthetic', 'real'], got 'chairs'"
+    )

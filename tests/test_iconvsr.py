@@ -36,6 +36,9 @@ def test_default_parameter_count_and_layout():
         "scale": 4,
         "keyframe_stride": 5,
         "temporal_padding": 2,
+        # recorded since issue #19 (published weights: "bilinear", "reference")
+        "upsample_mode": "bicubic",
+        "boundary": "mirror",
     }
 
 

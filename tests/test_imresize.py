@@ -1,6 +1,6 @@
 """MATLAB-compatible bicubic resize: cases derivable by hand, plus two independent references.
 
-Checks (each documented in README.md, "The BI degradation"):
+Checks (each documented in docs/data.md, "The BI degradation"):
 - kernel weights: every row sums to one; the x1/2 and x4 rows equal hand-computed Keys weights;
 - constant images stay constant everywhere; linear ramps stay linear away from the borders;
 - output sizes: 720x576 at x1/4 is 180x144, odd sizes round up, x4 inverts x1/4 exactly;

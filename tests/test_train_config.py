@@ -17,6 +17,7 @@ from afvsr.train.config import (
     read_config_file,
     resolve_config,
 )
+from afvsr.train.vsr_task import VSRTask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,9 +42,15 @@ def test_resolved_config_fills_every_default(tmp_path, frames):
     assert cfg["train"]["iterations"] == 4
     assert cfg["train"]["betas"] == [0.9, 0.99]
     assert cfg["train"]["charbonnier_eps"] == 1e-12
-    assert set(cfg["train"]) == set(TRAIN_DEFAULTS)
+    assert set(cfg["train"]) == set(TRAIN_DEFAULTS) | set(VSRTask.train_fields)
     # [model] is the constructor's keyword arguments, defaults included.
-    assert cfg["model"] == {"name": "basicvsr", "mid_channels": 4, "num_blocks": 1, "scale": 4}
+    assert cfg["model"] == {
+        "name": "basicvsr",
+        "mid_channels": 4,
+        "num_blocks": 1,
+        "scale": 4,
+        "upsample_mode": "bicubic",  # a constructor argument since issue #19
+    }
     assert cfg["data"]["samples"] == "sequence" and cfg["data"]["patch_size"] == 8
     assert cfg["run"]["task"] == "vsr"
 
@@ -61,8 +68,8 @@ def test_resolved_config_fills_every_default(tmp_path, frames):
         ("model", {"mid_chanels": 8}, "[model] unknown key 'mid_chanels'"),
         ("model", {"num_blocks": "5"}, "[model] num_blocks: expected an integer"),
         ("log", {"every": -1}, "[log] every: expected a value >= 0"),
-        ("val", {"best": "lpips"}, "[val] best: expected psnr_rgb"),
-        ("data", {"patch_size": "big"}, "data.patch_size"),
+        ("val", {"best": "lpips"}, "[val] best: expected one of ['psnr_rgb'"),
+        ("data", {"patch_size": "big"}, "[data] patch_size"),
         ("data", {"samples": "groups"}, "[data] samples: model basicvsr trains on 'sequence'"),
     ],
 )
@@ -151,3 +158,59 @@ def test_shipped_configs_are_valid():
     for path in configs:
         cfg = resolve_config(read_config_file(path), str(path), config_path=path)
         assert cfg["train"]["iterations"] > 0, path
+
+
+def test_data_rates_window_scale_and_samples_follow_the_model(tmp_path, frames):
+    raw = tiny_config(tmp_path, frames, model={"name": "fusion", "rates": [1, 3], "window": 3})
+    cfg = resolve_config(raw, "f.toml")
+    assert cfg["data"]["samples"] == "groups"
+    assert (cfg["data"]["rates"], cfg["data"]["window"], cfg["data"]["scale"]) == ([1, 3], 3, 4)
+    raw = tiny_config(tmp_path, frames, model={"scale": 2})
+    assert resolve_config(raw, "b.toml")["data"]["scale"] == 2
+    raw = tiny_config(tmp_path, frames, model={"scale": 2}, data={"scale": 3})
+    with pytest.raises(
+        AfvsrError, match=r"^b\.toml: \[model\] scale 2 and \[data\] scale 3 differ"
+    ):
+        resolve_config(raw, "b.toml")
+
+
+def test_every_key_is_declared_once_with_its_help():
+    from afvsr.schema import Field
+    from afvsr.train.reference import config_reference
+    from afvsr.train.tasks import TASKS
+
+    reference = config_reference()
+    sections = [TRAIN_DEFAULTS] + [
+        fields
+        for task in TASKS.values()
+        for fields in (task.data_fields, task.train_fields, task.val_fields)
+    ]
+    for fields in sections:
+        for key, field in fields.items():
+            assert isinstance(field, Field) and field.help, key
+            assert f"| `{key}` |" in reference, key
+    for task in TASKS.values():  # the loop's keys are not the task's
+        assert not set(task.train_fields) & set(TRAIN_DEFAULTS), task.name
+
+
+def test_configs_of_the_earlier_layout_still_load(tmp_path, frames):
+    # A flow config with its loss weights in [data], as written before each task owned its keys.
+    old = {
+        "run": {"task": "flow"},
+        "model": {"name": "spynet"},
+        "data": {"patch_size": 32, "level_weights": [1.0, 0.5], "smooth_weight": 0.1},
+        "train": {"iterations": 3, "loss": "charbonnier", "lr_base": 0.0, "unfreeze_all": False},
+    }
+    cfg = resolve_config(old, "old.toml")
+    assert cfg["train"]["level_weights"] == [1.0, 0.5] and cfg["train"]["smooth_weight"] == 0.1
+    assert "level_weights" not in cfg["data"] and "loss" not in cfg["train"]
+    both = {**old, "train": {"iterations": 3, "level_weights": [1.0]}}
+    with pytest.raises(AfvsrError, match=r"old\.toml: \[data\] level_weights: is a \[train\] key"):
+        resolve_config(both, "old.toml")
+    # A VSR key set to a value that would matter is still an error for the flow task.
+    odd = {**old, "train": {"iterations": 3, "loss": "l1"}}
+    with pytest.raises(AfvsrError, match=r"\[train\] unknown key 'loss'"):
+        resolve_config(odd, "odd.toml")
+    # null (YAML) is "not set", as "" is.
+    raw = tiny_config(tmp_path, frames, data={"lq_root": None})
+    assert resolve_config(raw, "n.toml")["data"]["lq_root"] == ""

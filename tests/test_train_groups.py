@@ -197,6 +197,32 @@ def test_spynet_checkpoint_loads_into_the_spynet_module(tmp_path, frames):
         trainer.close()
 
 
+def test_init_checkpoint_loads_every_weight_and_rejects_a_mismatch(tmp_path, frames):
+    start = build_model("basicvsr", mid_channels=4, num_blocks=1)
+    for i, p in enumerate(start.parameters()):
+        p.data.fill_(0.01 * (i + 1))
+    path = tmp_path / "start.safetensors"
+    save_model(start, path)
+    trainer = _trainer(tmp_path, frames, train={"init_checkpoint": str(path)})
+    try:
+        mine = trainer.model.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in start.state_dict().items())
+    finally:
+        trainer.close()
+    wide = tmp_path / "wide.safetensors"
+    save_model(build_model("basicvsr", mid_channels=8, num_blocks=1), wide)
+    with pytest.raises(AfvsrError, match=r"wide\.safetensors: tensor '.*' has shape"):
+        _trainer(tmp_path, frames, train={"init_checkpoint": str(wide)})
+    spynet = tmp_path / "spynet.safetensors"
+    save_model(build_model("spynet"), spynet)
+    with pytest.raises(AfvsrError, match=r"expected a basicvsr model file to start from"):
+        _trainer(tmp_path, frames, train={"init_checkpoint": str(spynet)})
+    with pytest.raises(AfvsrError, match=r"init_checkpoint loads every weight"):
+        _trainer(
+            tmp_path, frames, train={"init_checkpoint": str(path), "spynet_checkpoint": str(spynet)}
+        )
+
+
 def test_stage2_mean_ablation_trains_only_the_reconstruction(tmp_path, frames):
     basic = build_model("basicvsr", mid_channels=4, num_blocks=1)
     backbone = tmp_path / "basic.safetensors"

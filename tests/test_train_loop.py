@@ -64,7 +64,13 @@ def test_loss_goes_down_and_the_run_folder_is_complete(tmp_path, frames):
     assert meta["best"]["step"] == best_step
     final = load_model(run_dir / "model_final.safetensors")
     best = load_model(run_dir / "model_best.safetensors")
-    assert final.kwargs == {"mid_channels": 4, "num_blocks": 1, "scale": 4}
+    # upsample_mode recorded since issue #19 (the residual base; published weights: "bilinear")
+    assert final.kwargs == {
+        "mid_channels": 4,
+        "num_blocks": 1,
+        "scale": 4,
+        "upsample_mode": "bicubic",
+    }
     assert type(best).__name__ == "BasicVSR"
     out = final(torch.rand(1, 2, 3, 8, 8))
     assert out.shape == (1, 2, 3, 32, 32)

@@ -87,3 +87,23 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert meta["rng"] == ref_meta["rng"]
     # The metrics file reads as one run: every step once, the same losses.
     assert _losses(run_dir) == _losses(ref_dir)
+
+
+def test_resume_may_change_precision_bf16_to_fp32(tmp_path):
+    """A run started in bf16 continues in fp32 (a CPU without native bf16), EMA and all."""
+    frames = make_frames(tmp_path / "frames")
+    sections = {
+        "train": {"iterations": 2, "precision": "bf16", "ema_decay": 0.9},
+        "log": {"every": 1, "checkpoint_every": 2},
+    }
+    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "a.toml")
+    assert train(cfg, source="a.toml") == 0
+    sections["train"].update(iterations=4, precision="fp32")
+    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "b.toml")
+    assert train(cfg, source="b.toml", resume=True) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    meta, tensors = read_checkpoint(run_dir / "checkpoints" / "step_00000004.safetensors")
+    assert meta["config"]["train"]["precision"] == "fp32"
+    assert any(k.startswith("ema/") for k in tensors)
+    assert sorted(_losses(run_dir)) == [1, 2, 3, 4]
+    assert "train.precision" in (run_dir / "train.log").read_text()

@@ -217,8 +217,9 @@ class ConvUp(torch.nn.Module):
 def test_bf16_autocast_on_cpu_runs_close_to_fp32(tmp_path):
     src = make_video(tmp_path / "in.mkv", num_frames=3, audio=False)
     model = ConvUp()
-    afvsr.upscale_video(src, tmp_path / "fp32", model=model, quiet=True)
-    afvsr.upscale_video(src, tmp_path / "bf16", model=model, precision="bf16", quiet=True)
+    fp32 = afvsr.upscale_video(src, tmp_path / "fp32", model=model, precision="fp32", quiet=True)
+    bf16 = afvsr.upscale_video(src, tmp_path / "bf16", model=model, precision="bf16", quiet=True)
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16")
     a = np.asarray(Image.open(tmp_path / "fp32" / "000002.png")).astype(int)
     b = np.asarray(Image.open(tmp_path / "bf16" / "000002.png")).astype(int)
     assert 0 < np.abs(a - b).max() <= 3  # bf16 did run (results differ), and only by rounding

@@ -1,10 +1,12 @@
 """Datasets and samples: frames on disk (REDS, Vimeo-90K, frame folders, the shared development
-data) and video files, turned into evaluation clips and training samples.
+data), turned into evaluation clips and training samples (video files are read by
+``afvsr.video.reader.VideoReader``).
 
 - ``open_eval_dataset(spec, scale=4, root=None)``: whole clips,
   ``{"lq": (t, 3, h, w), "gt": (t, 3, s*h, s*w), "key"}``.
 - ``build_train_dataset(cfg)``: ``SequenceSamples`` or ``RateGroupSamples`` from the ``[data]``
-  config section, whose keys, defaults and types are ``TRAIN_DATA_DEFAULTS``.
+  config section, whose keys are declared in ``TRAIN_DATA_DEFAULTS`` (``afvsr.schema.Field``:
+  default, type, allowed values, help).
 """
 
 from afvsr.data.build import (
@@ -21,7 +23,6 @@ from afvsr.data.frames import list_frames, read_frame
 from afvsr.data.reds import REDS, REDS4, REDSVAL4
 from afvsr.data.samples import RateGroupSamples, SequenceSamples
 from afvsr.data.shared import SharedData, shared_data_root
-from afvsr.data.video import VideoFile
 from afvsr.data.vimeo import Vimeo90K
 from afvsr.frame_groups import group_indices, mirror_index
 
@@ -39,7 +40,6 @@ __all__ = [
     "RateGroupSamples",
     "SequenceSamples",
     "SharedData",
-    "VideoFile",
     "Vimeo90K",
     "build_train_dataset",
     "check_train_data_config",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from afvsr.data.clips import GT_DOWNSCALES, ClipDataset
@@ -13,6 +12,7 @@ from afvsr.data.reds import LQ_SOURCES, REDS
 from afvsr.data.samples import RateGroupSamples, SequenceSamples, check_rates
 from afvsr.data.shared import SharedData
 from afvsr.data.vimeo import Vimeo90K
+from afvsr.schema import ConfigError, Field, check_section
 
 SCALES = (2, 3, 4)
 
@@ -110,93 +110,76 @@ def open_eval_dataset(
     )
 
 
-@dataclass(frozen=True)
-class DataKey:
-    """One key of the ``[data]`` config section: its default, accepted types and meaning."""
-
-    default: object
-    types: tuple[type, ...]
-    help: str
-
-
-TRAIN_DATA_DEFAULTS: dict[str, DataKey] = {
-    "dataset": DataKey("shared", (str,), "shared | reds | vimeo | folder"),
-    "root": DataKey(None, (str, type(None)), "dataset folder (shared: found when None)"),
-    "lq": DataKey("bi", (str,), "LR source: bi (made from GT) | disk (reds, or folder/vimeo)"),
-    "lq_root": DataKey(None, (str, type(None)), "folder/vimeo: LR frames when lq = disk"),
-    "include_val": DataKey(False, (bool,), "reds: also train on val clips except REDSval4"),
-    "scale": DataKey(4, (int,), "upscaling factor: 2, 3 or 4"),
-    "samples": DataKey("sequence", (str,), "sequence (BasicVSR/IconVSR) | groups (fusion)"),
-    "num_frames": DataKey(7, (int,), "sequence samples: frames per window"),
-    "rates": DataKey([1, 2, 3], (list,), "groups samples: frame rates, one group each"),
-    "window": DataKey(5, (int,), "groups samples: frames per group (odd)"),
-    "patch_size": DataKey(64, (int,), "LR patch side; GT patch is scale * patch_size"),
-    "gt_downscale": DataKey(1, (int,), "1, or 2 to shrink GT x2 first (shared: DAVIS only)"),
-    "augment": DataKey(True, (bool,), "random flips, transpose and temporal reversal"),
-    "seed": DataKey(0, (int,), "seed of crops and augmentation (with epoch and index)"),
-}
 DATASETS = ("shared", "reds", "vimeo", "folder")
 SAMPLES = ("sequence", "groups")
 
+# The [data] section of the "vsr" task. "" = not set (root: the shared data is found without it).
+TRAIN_DATA_DEFAULTS: dict[str, Field] = {
+    "dataset": Field("shared", choices=DATASETS, help="shared | reds | vimeo | folder"),
+    "root": Field("", help='dataset folder ("" = shared: $AFVSR_SHARED_DATA or ../shared/data)'),
+    "lq": Field("bi", choices=LQ_SOURCES, help="LR source: bi (made from GT) | disk"),
+    "lq_root": Field("", help="folder/vimeo: the LR frames when lq = disk"),
+    "include_val": Field(False, help="reds: also train on val clips except REDSval4"),
+    "scale": Field(4, choices=SCALES, help="upscaling factor (default: [model] scale)"),
+    "samples": Field(
+        "sequence", choices=SAMPLES, help="sequence (BasicVSR/IconVSR) | groups (fusion)"
+    ),
+    "num_frames": Field(7, ge=1, help="sequence samples: frames per window"),
+    "rates": Field([1, 2, 3], help="groups samples: frame rates (default: [model] rates)"),
+    "window": Field(5, help="groups samples: frames per group, odd (default: [model] window)"),
+    "patch_size": Field(64, ge=1, help="LR patch side; the GT patch is scale * patch_size"),
+    "gt_downscale": Field(1, choices=GT_DOWNSCALES, help="2: shrink GT x2 first (shared: DAVIS)"),
+    "augment": Field(True, help="random flips, transpose and temporal reversal"),
+    "seed": Field(0, ge=0, help="seed of crops and augmentation (with epoch and index)"),
+}
+DataKey = Field  # the earlier name of a [data] key's declaration
 
-def check_train_data_config(cfg: dict) -> dict:
+
+def check_data_relations(cfg: dict) -> None:
+    """Checks between keys of a checked ``[data]`` section; ConfigError ``[data] …``."""
+
+    def fail(message: str) -> None:
+        raise ConfigError(f"[data] {message}")
+
+    try:
+        check_rates(cfg["rates"], cfg["window"])
+    except ValueError as exc:
+        fail(f"rates / window: {exc}")
+    if cfg["dataset"] != "shared" and not cfg["root"]:
+        fail(f"root: expected the dataset folder for dataset {cfg['dataset']!r}")
+    if cfg["lq"] == "disk" and cfg["dataset"] in ("folder", "vimeo") and not cfg["lq_root"]:
+        fail(f"lq_root: expected the LR folder with lq = 'disk' for dataset {cfg['dataset']!r}")
+    if cfg["lq"] == "disk" and cfg["dataset"] == "shared":
+        fail("lq: expected 'bi' for dataset 'shared' (it has no LR frames)")
+    if cfg["lq_root"] and cfg["lq"] != "disk":
+        fail("lq_root: expected lq = 'disk' when lq_root is set")
+
+
+def check_train_data_config(cfg: dict, source: str | None = None) -> dict:
     """Validate the ``[data]`` section and fill in defaults; returns a new dict.
 
-    Raises ValueError naming the key for an unknown key, a wrong type or a bad value.
+    Raises ConfigError (a ValueError) naming the key for an unknown key, a wrong type or a bad
+    value (prefixed with ``source:`` when given).
     """
-    if not isinstance(cfg, dict):
-        raise ValueError(f"expected the [data] section as a dict, got {type(cfg).__name__}")
-    unknown = sorted(set(cfg) - set(TRAIN_DATA_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"unknown key data.{unknown[0]}; expected one of {', '.join(TRAIN_DATA_DEFAULTS)}"
-        )
-    out = {key: spec.default for key, spec in TRAIN_DATA_DEFAULTS.items()}
-    for key, value in cfg.items():
-        types = TRAIN_DATA_DEFAULTS[key].types
-        bad_bool = isinstance(value, bool) and bool not in types  # True is an int in Python
-        if isinstance(value, tuple) and list in types:
-            value = list(value)
-        if bad_bool or not isinstance(value, types):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ValueError(f"expected data.{key} to be {names}, got {value!r}")
-        out[key] = value
-    choices = {"dataset": DATASETS, "samples": SAMPLES, "lq": LQ_SOURCES, "scale": SCALES}
-    choices["gt_downscale"] = GT_DOWNSCALES
-    for key, allowed in choices.items():
-        if out[key] not in allowed:
-            raise ValueError(f"expected data.{key} in {allowed}, got {out[key]!r}")
-    for key in ("num_frames", "patch_size"):
-        if out[key] < 1:
-            raise ValueError(f"expected data.{key} >= 1, got {out[key]!r}")
-    if out["seed"] < 0:
-        raise ValueError(f"expected data.seed >= 0, got {out['seed']!r}")
+    out = check_section(cfg, TRAIN_DATA_DEFAULTS, "data", source)
     try:
-        check_rates(out["rates"], out["window"])
-    except ValueError as exc:
-        raise ValueError(f"data.rates / data.window: {exc}") from None
-    if out["dataset"] != "shared" and out["root"] is None:
-        raise ValueError(f"expected data.root (the dataset folder) for dataset {out['dataset']!r}")
-    if out["lq"] == "disk" and out["dataset"] in ("folder", "vimeo") and out["lq_root"] is None:
-        raise ValueError(f"expected data.lq_root with lq = 'disk' for dataset {out['dataset']!r}")
-    if out["lq"] == "disk" and out["dataset"] == "shared":
-        raise ValueError("expected data.lq = 'bi' for dataset 'shared' (it has no LR frames)")
-    if out["lq_root"] is not None and out["lq"] != "disk":
-        raise ValueError("expected data.lq = 'disk' when data.lq_root is set")
+        check_data_relations(out)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     return out
 
 
 def _train_clips(cfg: dict) -> ClipDataset:
-    dataset, root, scale = cfg["dataset"], cfg["root"], cfg["scale"]
+    dataset, root, scale = cfg["dataset"], cfg["root"] or None, cfg["scale"]
     if dataset == "shared":
         return SharedData(root, split="train", scale=scale, gt_downscale=cfg["gt_downscale"])
     if dataset == "folder":
-        lq_root = cfg["lq_root"] if cfg["lq"] == "disk" else None
+        lq_root = (cfg["lq_root"] or None) if cfg["lq"] == "disk" else None
         return FrameFolders(root, scale=scale, lq_root=lq_root, gt_downscale=cfg["gt_downscale"])
     _no_gt_downscale(dataset, cfg["gt_downscale"])
     if dataset == "reds":
         return REDS(root, split="train", scale=scale, lq=cfg["lq"], include_val=cfg["include_val"])
-    lq_root = cfg["lq_root"] if cfg["lq"] == "disk" else None
+    lq_root = (cfg["lq_root"] or None) if cfg["lq"] == "disk" else None
     return Vimeo90K(root, split="train", scale=scale, lq_root=lq_root)
 
 

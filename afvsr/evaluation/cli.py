@@ -44,20 +44,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Default: the whole clip at once",
     )
     parser.add_argument(
-        "--out", metavar="FILE.json", help="write results as JSON here and as CSV beside it"
+        "--out",
+        metavar="FILE.json",
+        help="write results as JSON here and as CSV beside it (FILE.csv)",
     )
     parser.add_argument(
         "--save-frames", metavar="DIR", help="write every output frame as DIR/<clip>/NNNNNNNN.png"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace earlier --out results and --save-frames frames (never anything else)",
     )
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda when available)"
     )
     parser.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "bf16", "fp16"),
-        help="model arithmetic: fp32 (default), bf16 (CPU or CUDA autocast), fp16 (CUDA); "
-        "recorded in --out",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="model arithmetic: auto (default: bf16 where the device has it natively, else "
+        "fp32), fp32, bf16 (CPU or CUDA autocast), fp16 (CUDA); the one that ran is recorded "
+        "in --out",
     )
     parser.add_argument(
         "--border",
@@ -110,6 +118,43 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def data_inputs(args: argparse.Namespace) -> list[Path]:
+    """The folders --data/--root read from, for :func:`afvsr.outputs.check_outputs`."""
+    from afvsr.data import shared_data_root
+
+    paths = [Path(p) for p in (args.data, args.root) if p is not None and Path(p).exists()]
+    if str(args.data).lower().startswith("shared"):
+        paths.append(shared_data_root())
+    return [p for p in paths if p is not None]
+
+
+def check_eval_outputs(args: argparse.Namespace) -> None:
+    """Refuse --out/--save-frames that would lose data (before any work): the JSON and the CSV
+    of --out on one path, an output onto or into an input, earlier results without --force."""
+    from afvsr.errors import AfvsrError
+    from afvsr.evaluation.evaluate import csv_path_for
+    from afvsr.outputs import CLIP_FRAMES, FILE, Output, check_outputs
+
+    outputs = []
+    if args.out is not None:
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise FileNotFoundError(f"--out: folder {out.parent} does not exist")
+        if csv_path_for(out) == out:
+            raise AfvsrError(
+                f"--out {out}: the JSON results and their CSV would both be written to {out}; "
+                "give --out a .json name"
+            )
+        outputs += [
+            Output(path=out, label="--out", kind=FILE),
+            Output(path=csv_path_for(out), label="--out (its CSV)", kind=FILE),
+        ]
+    if args.save_frames is not None:
+        outputs.append(Output(path=Path(args.save_frames), label="--save-frames", kind=CLIP_FRAMES))
+    model = [Path(args.model)] if args.model and Path(args.model).exists() else []
+    check_outputs(outputs, [*model, *data_inputs(args)], force=args.force)
+
+
 def open_dataset(args: argparse.Namespace, scale: int):
     """The evaluation dataset named by --data/--root/--lq/--gt-downscale, at ``scale``."""
     from afvsr.data import open_eval_dataset
@@ -128,7 +173,7 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from afvsr.checkpoint import default_model_name, load_model
+    from afvsr.checkpoint import default_model_name, load_upscaler
     from afvsr.errors import AfvsrError
     from afvsr.evaluation.evaluate import evaluate, format_metrics, write_results
     from afvsr.inference import prepare_for_inference, resolve_device
@@ -136,12 +181,11 @@ def run(args: argparse.Namespace) -> int:
     def progress(msg: str) -> None:
         print(f"afvsr eval: {msg}", file=sys.stderr, flush=True)
 
-    if args.out is not None and not Path(args.out).parent.is_dir():
-        raise FileNotFoundError(f"--out: folder {Path(args.out).parent} does not exist")
+    check_eval_outputs(args)
     device = resolve_device(args.device)
     source = args.model or default_model_name()
     model = prepare_for_inference(
-        load_model(source, map_location=device, scale=args.scale or 4),
+        load_upscaler(source, map_location=device, scale=args.scale or 4),
         device=device,
         precision=args.precision,
     )

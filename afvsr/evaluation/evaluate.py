@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import METRIC_NAMES, frame_metrics, mean_metric
 from afvsr.frame_groups import mirror_index
-from afvsr.inference import autocast_context, check_precision
+from afvsr.inference import autocast_context, check_precision, resolve_precision
 from afvsr.io_utils import atomic_path
 
 FORMAT_VERSION = 1
@@ -103,7 +103,7 @@ def upscale_clip(
     mode: str | None = None,
     window: int | None = None,
     window_batch: int = 4,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> Tensor:
     """Every frame of one clip through ``model``.
 
@@ -113,8 +113,8 @@ def upscale_clip(
         window: if set (odd), each reference frame t is rebuilt from the ``window`` frames centred
             on it alone (mirrored at the ends, see ``window_indices``), taking the output at the
             window's centre; ``window_batch`` windows run as one batch. None: the whole clip at once.
-        precision: ``"fp32"``, or ``"bf16"`` / ``"fp16"`` (CUDA) under autocast; the output is
-            float32 either way.
+        precision: ``"auto"`` (bf16 where the device has it natively, else fp32), ``"fp32"``,
+            or ``"bf16"`` / ``"fp16"`` (CUDA) under autocast; the output is float32 either way.
 
     Returns:
         ``(t, 3, scale*h, scale*w)`` float in [0, 1].
@@ -189,7 +189,7 @@ def evaluate(
     window: int | None = None,
     border: int = 0,
     max_frames: int | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     save_frames_dir: str | os.PathLike | None = None,
     progress: Callable[[str], None] | None = None,
     on_clip: Callable[[dict], None] | None = None,
@@ -208,8 +208,9 @@ def evaluate(
             whose groups are part of it.
         border: pixels cropped from each side before scoring.
         max_frames: score only the first ``max_frames`` frames of each clip (quick checks).
-        precision: ``"fp32"`` (default), ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA): the
-            model's arithmetic under autocast (see ``afvsr.inference``); recorded in the results.
+        precision: ``"auto"`` (default: bf16 where the device has it natively, else fp32),
+            ``"fp32"``, ``"bf16"`` (CPU or CUDA) or ``"fp16"`` (CUDA): the model's arithmetic
+            under autocast (see ``afvsr.inference``); the one that ran is recorded in the results.
         save_frames_dir: write every output frame as ``DIR/<clip key>/00000000.png …``.
         progress: called with one-line progress messages.
         on_clip: called with each clip's result as soon as it is scored.
@@ -238,6 +239,7 @@ def evaluate(
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     check_precision(precision, device)
+    precision = resolve_precision(precision, device)  # "auto" -> what runs, for the results
     scale = int(model.scale)
     was_training = model.training
     model.eval()

@@ -206,17 +206,22 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
                 f"{path}: expected one *.jsonl log in the run folder, found {len(logs)}"
             )
         path = logs[0]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AfvsrError(
+            f"{path}: not UTF-8 text (byte {exc.start}); expected a JSONL training log"
+        ) from None
     records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AfvsrError(f"{path}:{n}: not a JSON line ({exc.msg})") from None
-            if isinstance(record, dict) and "step" in record:
-                records.append(record)
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AfvsrError(f"{path}:{n}: not a JSON line ({exc.msg})") from None
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
     return records
 
 
@@ -406,8 +411,25 @@ def _run_curves(args: argparse.Namespace) -> Path:
     return save_png(curves_figure(logs), args.out, dpi=args.dpi)
 
 
+def check_figure_output(args: argparse.Namespace) -> None:
+    """Refuse an --out that is, holds or lies inside an input (a log, a model, the data), before
+    any work; an earlier figure at --out is replaced, as each run replaces its own PNG."""
+    from afvsr.evaluation.cli import data_inputs
+    from afvsr.outputs import Output, check_outputs
+
+    logs = [Path(p) for p in getattr(args, "logs", [])]
+    # A run folder's log is the input; a figure may go next to it, into the run folder.
+    inputs = [log for p in logs for log in (sorted(p.glob("*.jsonl")) if p.is_dir() else [p])]
+    inputs += getattr(args, "models", None) or []
+    inputs.append(getattr(args, "model", None))
+    if getattr(args, "data", None) is not None:
+        inputs += data_inputs(args)
+    check_outputs([Output(path=Path(args.out), label="--out")], inputs, force=True)
+
+
 def run(args: argparse.Namespace) -> int:
     runner = {"attention": _run_attention, "compare": _run_compare, "curves": _run_curves}
+    check_figure_output(args)
     path = runner[args.figure](args)
     print(f"afvsr figures: wrote {path}", file=sys.stderr)
     return 0

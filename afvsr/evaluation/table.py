@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,50 @@ def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
     return name, "", (9, name)
 
 
+# (dotted field, accepted types, what it should be): what the table reads from a results file.
+_NUMBER = (int, float)
+RESULTS_FIELDS: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("model", (dict,), "an object"),
+    ("model.name", (str,), "a string"),
+    ("model.params", _NUMBER, "a number"),
+    ("model.kwargs", (dict, type(None)), "an object"),
+    ("dataset", (dict,), "an object"),
+    ("dataset.name", (str, type(None)), "a string"),
+    ("dataset.num_clips", (int,), "an integer"),
+    ("mean", (dict,), "an object"),
+    *((f"mean.{k}", _NUMBER, "a number") for k in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")),
+    ("mean.ms_per_frame", _NUMBER, "a number"),
+    ("window", (int, type(None)), "an integer or null"),
+    ("mode", (str, type(None)), "a string or null"),
+    ("precision", (str, type(None)), "a string or null"),
+    ("max_frames", (int, type(None)), "an integer or null"),
+)
+_OPTIONAL = {"model.kwargs", "window", "mode", "precision", "max_frames"}
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """A results file of `afvsr eval`, checked field by field: a one-line AfvsrError naming the
+    file and the first missing or wrongly typed field the table needs."""
+    from afvsr.errors import AfvsrError
+    from afvsr.evaluation.evaluate import load_results
+
+    path = Path(path)
+    if path.is_dir():
+        raise AfvsrError(f"{path} is a folder; expected a results JSON file from `afvsr eval`")
+    results = load_results(path)
+    for field, types, what in RESULTS_FIELDS:
+        value: Any = results
+        for key in field.split("."):
+            value = value.get(key, KeyError) if isinstance(value, dict) else KeyError
+        if value is KeyError:
+            if field in _OPTIONAL:
+                continue
+            raise AfvsrError(f"{path}: the results have no {field!r}; re-run `afvsr eval`")
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise AfvsrError(f"{path}: {field!r} should be {what}, got {value!r:.40}")
+    return results
+
+
 def pick_channel(channel: str, dataset_name: str | None) -> str:
     if channel != "auto":
         return channel
@@ -124,10 +169,13 @@ def markdown(rows: list[dict[str, str]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from afvsr.errors import AfvsrError
-    from afvsr.evaluation.evaluate import load_results
     from afvsr.io_utils import atomic_path
+    from afvsr.outputs import Output, check_outputs
 
-    all_results = [load_results(p) for p in args.results]
+    out = Path(args.out)
+    # The table replaces its own CSV on every run, but never one of its inputs.
+    check_outputs([Output(path=out, label="--out")], args.results, force=True)
+    all_results = [read_results(p) for p in args.results]
     datasets = sorted({str(r["dataset"].get("name")) for r in all_results})
     if len(datasets) > 1:
         raise AfvsrError(
@@ -152,7 +200,6 @@ def run(args: argparse.Namespace) -> int:
         f"on {channel.upper() if channel == 'y' else 'RGB'}; ms/frame on {', '.join(devices)}\n"
     )
     print(markdown(rows), flush=True)
-    out = Path(args.out)
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()

@@ -12,16 +12,14 @@ soapbox; BasketballPass; the 16 Vimeo septuplets), never seen in training:
   pixels is left out (content entering the frame cannot be predicted by any flow). Per-pair PSNR,
   averaged; also per source (``warp_psnr/davis2016`` …).
 
-Command line (results as JSON on stdout)::
+Command line (results as JSON on stdout; ``python -m afvsr.flow.evaluate`` is the same)::
 
-    python -m afvsr.flow.evaluate runs/spynet_pretrain_cpu/model_best.safetensors
-    python -m afvsr.flow.evaluate zero            # the zero-flow baseline only
+    afvsr flow-eval runs/spynet_cpu/model_best.safetensors
+    afvsr flow-eval zero            # the zero-flow baseline only
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -30,13 +28,18 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from afvsr.checkpoint import load_model
+from afvsr.data.shared import SharedData
+from afvsr.errors import AfvsrError
+from afvsr.models import SPyNet
 from afvsr.models.common import flow_warp
 
-__all__ = ["flow_to_rgb", "real_val_pairs", "synthetic_metrics", "warp_metrics"]
+__all__ = ["flow_to_rgb", "load_flow_model", "real_val_pairs", "synthetic_metrics", "warp_metrics"]
 
 
-def psnr(a: Tensor, b: Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (inf when equal)."""
+def _float_psnr(a: Tensor, b: Tensor) -> float:
+    """PSNR in dB of two float images in [0, 1], not quantised (inf when equal); unlike
+    ``afvsr.evaluation.metrics.psnr``, which scores 8-bit levels as published VSR numbers do."""
     mse = torch.mean((a.float() - b.float()) ** 2).item()
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
@@ -92,8 +95,6 @@ def real_val_pairs(
     Returns:
         ``[(clip key, (3, h, w), (3, h, w)), …]``.
     """
-    from afvsr.data.shared import SharedData
-
     data = SharedData(root, split="val", scale=scale, gt_downscale=gt_downscale)
     index = [(c, t) for c in range(len(data)) for t in range(data.num_frames(c) - 1)]
     if 0 < num_pairs < len(index):
@@ -129,12 +130,12 @@ def warp_metrics(
     per_source: dict[str, list[tuple[float, float]]] = {}
     for key, ref, supp in pairs:
         ref, supp = ref.to(device), supp.to(device)
-        zero = psnr(supp[inner], ref[inner])
+        zero = _float_psnr(supp[inner], ref[inner])
         warped = math.nan
         if model is not None:
             flow = model(ref[None], supp[None]).float()
             aligned = flow_warp(supp[None].float(), flow, padding_mode="border")[0]
-            warped = psnr(aligned[inner], ref[inner])
+            warped = _float_psnr(aligned[inner], ref[inner])
         per_source.setdefault(key.split("/")[0], []).append((warped, zero))
 
     def mean(values: list[float]) -> float:
@@ -166,15 +167,12 @@ def flow_to_rgb(flow: Tensor, *, max_flow: float | None = None) -> Tensor:
     return rgb
 
 
-def load_spynet(path: str) -> nn.Module:
-    """A SPyNet from an afvsr model file, or the SPyNet inside a BasicVSR-family model file."""
-    from afvsr import load_model
-    from afvsr.errors import AfvsrError
-    from afvsr.models import SPyNet
-
+def load_flow_model(path: str) -> nn.Module:
+    """A SPyNet from an afvsr model file, or the SPyNet inside a BasicVSR-family model file
+    (in eval mode)."""
     model = load_model(path)
     if isinstance(model, SPyNet):
-        return model
+        return model.eval()
     spynet = getattr(model, "spynet", None)
     if isinstance(spynet, SPyNet):
         return spynet.eval()
@@ -184,77 +182,10 @@ def load_spynet(path: str) -> nn.Module:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m afvsr.flow.evaluate",
-        description=(
-            "Evaluate a SPyNet on the validation split of the shared data: EPE on held-out "
-            "synthetic pairs, and PSNR of real frame t+1 warped onto frame t (vs zero flow). "
-            "Prints JSON on stdout."
-        ),
-    )
-    parser.add_argument(
-        "model", help="SPyNet (or BasicVSR) model file, or 'zero' for the zero-flow baseline"
-    )
-    parser.add_argument("--config", help="training config whose [data] makes the synthetic pairs")
-    parser.add_argument(
-        "--root", help="shared data folder (default: $AFVSR_SHARED_DATA or ../shared/data)"
-    )
-    parser.add_argument("--scale", type=int, default=4, help="BI downscale of the real LR frames")
-    parser.add_argument(
-        "--gt-downscale",
-        type=int,
-        default=1,
-        choices=(1, 2),
-        help="2: shrink DAVIS x2 before the BI downscale (as configs/cpu/basicvsr.toml)",
-    )
-    parser.add_argument("--num-synthetic", type=int, default=512, help="held-out synthetic pairs")
-    parser.add_argument("--num-real", type=int, default=0, help="real pairs (0 = all)")
-    parser.add_argument("--seed", type=int, default=12345, help="seed of the synthetic pairs")
-    parser.add_argument("--border", type=int, default=4, help="LR pixels left out of the PSNR")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    args = parser.parse_args(argv)
+    """``python -m afvsr.flow.evaluate ARGS``: the earlier spelling of ``afvsr flow-eval ARGS``."""
+    from afvsr.cli import main as afvsr_main  # here: only this old spelling needs the CLI
 
-    from afvsr.errors import AfvsrError
-    from afvsr.flow.task import FlowTask, held_out_synthetic
-
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if args.config:
-            from afvsr.train.config import load_config
-
-            data_cfg = load_config(args.config)["data"]
-        else:
-            from afvsr.train.config import check_section
-
-            data_cfg = check_section({}, FlowTask.data_defaults, "data", "defaults")
-        if args.root:
-            data_cfg["root"] = args.root
-        model = None if args.model == "zero" else load_spynet(args.model)
-        result: dict[str, object] = {
-            "model": args.model,
-            "scale": args.scale,
-            "gt_downscale": args.gt_downscale,
-        }
-        synthetic = held_out_synthetic(data_cfg, num_pairs=args.num_synthetic, seed=args.seed)
-        metrics = synthetic_metrics(model or zero_flow, synthetic)
-        if model is None:
-            metrics = {"epe_zero_flow": metrics["epe_zero_flow"]}
-        result.update(metrics)
-        pairs = real_val_pairs(
-            data_cfg["root"] or None,
-            scale=args.scale,
-            num_pairs=args.num_real,
-            gt_downscale=args.gt_downscale,
-        )
-        result["num_synthetic"] = len(synthetic)
-        result["num_real"] = len(pairs)
-        result.update(warp_metrics(model, pairs, border=args.border))
-    except (AfvsrError, ValueError, FileNotFoundError) as exc:
-        print(f"afvsr: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
+    return afvsr_main(["flow-eval", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ directions, pixel-shuffle upsampling and a bicubic residual. Differs: scale 2 an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -17,6 +19,7 @@ from afvsr.models.common import (
     ResidualBlocksWithInputConv,
     check_lq,
     check_scale,
+    constructor_kwargs,
     flow_warp,
     reconstruct_frames,
 )
@@ -91,31 +94,52 @@ class BidirectionalPropagation(nn.Module):
             ``(b, mid_channels, h, w)`` of frame ``only``.
         """
         b, t, _, h, w = lq.shape
-        last = 0 if only is None else only
+        backward_feats = self.backward_features(lq, flows_backward, last=only or 0)
+        states = self.forward_states(lq, flows_forward)
+        if only is not None:
+            for i, state in zip(range(only + 1), states, strict=False):
+                if i == only:
+                    return self.fuse(backward_feats[i], state)
+        # Written frame by frame; each backward feature is released once fused, so inference
+        # holds about t + 1 feature maps, not 2t (and no final stack).
+        out = lq.new_empty(b, t, self.mid_channels, h, w)
+        for i, state in enumerate(states):
+            out[:, i] = self.fuse(backward_feats[i], state)
+            backward_feats[i] = None
+        return out  # (b, t, mid_channels, h, w)
+
+    def backward_features(
+        self, lq: Tensor, flows_backward: Tensor, *, last: int = 0
+    ) -> list[Tensor | None]:
+        """The backward branch from the clip's last frame down to frame ``last``.
+
+        Returns a list of t entries: ``(b, mid_channels, h, w)`` for frames ``last..t-1``, None
+        before ``last`` (the caller may release entries once used).
+        """
+        b, t, _, h, w = lq.shape
         state = lq.new_zeros(b, self.mid_channels, h, w)
-        backward_feats: list[Tensor | None] = [None] * t
+        feats: list[Tensor | None] = [None] * t
         for i in range(t - 1, last - 1, -1):
             if i < t - 1:
                 state = flow_warp(state, flows_backward[:, i])  # state of i+1 onto frame i
             state = self.backward_branch(torch.cat([lq[:, i], state], dim=1))
-            backward_feats[i] = state
+            feats[i] = state
+        return feats
 
+    def forward_states(self, lq: Tensor, flows_forward: Tensor) -> Iterator[Tensor]:
+        """The forward branch's state ``(b, mid_channels, h, w)`` at frames 0, 1, …, lazily:
+        frame i is computed when the caller asks for it (stop early to skip the rest)."""
+        b, t, _, h, w = lq.shape
         state = lq.new_zeros(b, self.mid_channels, h, w)
-        # Written frame by frame; each backward feature is released once fused, so inference
-        # holds about t + 1 feature maps, not 2t (and no final stack).
-        out = lq.new_empty(b, t, self.mid_channels, h, w) if only is None else None
-        for i in range(t if only is None else only + 1):
+        for i in range(t):
             if i > 0:
                 state = flow_warp(state, flows_forward[:, i - 1])  # state of i-1 onto frame i
             state = self.forward_branch(torch.cat([lq[:, i], state], dim=1))
-            if only is not None and i < only:
-                continue
-            fused = self.lrelu(self.fusion(torch.cat([backward_feats[i], state], dim=1)))
-            if only is not None:
-                return fused
-            out[:, i] = fused
-            backward_feats[i] = None
-        return out  # (b, t, mid_channels, h, w)
+            yield state
+
+    def fuse(self, backward_feat: Tensor, forward_state: Tensor) -> Tensor:
+        """The 1x1 conv over both directions (+ LeakyReLU): two ``(b, c, h, w)`` → ``(b, c, h, w)``."""
+        return self.lrelu(self.fusion(torch.cat([backward_feat, forward_state], dim=1)))
 
 
 def propagate(
@@ -133,7 +157,19 @@ def propagate(
 
 
 class BasicVSR(nn.Module):
-    """BasicVSR: ``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)``; 6,291,311 parameters at default size."""
+    """BasicVSR: ``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)``; 6,291,311 parameters at default size.
+
+    ``upsample_mode`` is the residual base of the reconstruction: ``"bilinear"`` as in BasicSR's
+    and mmagic's BasicVSR (their published weights load with it), ``"bicubic"`` (default) as
+    afvsr's own weights were trained.
+    """
+
+    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
+    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
+    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    clip_modes: tuple[str, ...] = ()
+    default_mode: str | None = None
+    takes_frames = True
 
     def __init__(
         self,
@@ -141,6 +177,7 @@ class BasicVSR(nn.Module):
         mid_channels: int = 64,
         num_blocks: int = 30,
         scale: int = 4,
+        upsample_mode: str = "bicubic",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
@@ -148,13 +185,15 @@ class BasicVSR(nn.Module):
             raise ValueError(
                 f"expected mid_channels >= 1 and num_blocks >= 0, got {mid_channels}, {num_blocks}"
             )
-        self.kwargs = {"mid_channels": mid_channels, "num_blocks": num_blocks, "scale": scale}
+        self.kwargs = constructor_kwargs(BasicVSR.__init__, locals())
         self.scale = check_scale(scale)
         self.spynet = spynet if spynet is not None else SPyNet()
         self.propagation = BidirectionalPropagation(
             mid_channels=mid_channels, num_blocks=num_blocks
         )
-        self.reconstruction = Reconstruction(mid_channels=mid_channels, scale=scale)
+        self.reconstruction = Reconstruction(
+            mid_channels=mid_channels, scale=scale, upsample_mode=upsample_mode
+        )
 
     def propagate(self, lq: Tensor, *, only: int | None = None) -> Tensor:
         """``lq (b, t, 3, h, w)`` → fused LR features ``(b, t, mid_channels, h, w)``.

@@ -8,15 +8,22 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from afvsr.imresize import imresize
-from afvsr.models.common import check_lq, check_scale
+from afvsr.models.common import check_lq, check_scale, constructor_kwargs
 
 
 class Bicubic(nn.Module):
     """``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)`` by MATLAB-compatible bicubic, clamped to [0, 1]."""
 
+    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
+    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
+    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    clip_modes: tuple[str, ...] = ()
+    default_mode: str | None = None
+    takes_frames = False
+
     def __init__(self, *, scale: int = 4) -> None:
         super().__init__()
-        self.kwargs = {"scale": scale}
+        self.kwargs = constructor_kwargs(Bicubic.__init__, locals())
         self.scale = check_scale(scale)
 
     def forward(self, lq: Tensor) -> Tensor:

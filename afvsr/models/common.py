@@ -6,6 +6,8 @@ Provenance: BasicVSR (Chan et al., CVPR 2021), Sec. 3.1 ("propagation", "alignme
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,6 +37,20 @@ def check_scale(scale: int) -> int:
     if scale not in (2, 3, 4):
         raise ValueError(f"expected scale 2, 3 or 4, got {scale!r}")
     return scale
+
+
+def constructor_kwargs(init, values: dict) -> dict:
+    """What a model file records of a constructor call: every keyword-only parameter of ``init``
+    (read from the signature, so the record cannot drift from it) with its value in ``values``
+    (the constructor's ``locals()``), except sub-networks passed in (parameters defaulting to
+    None, e.g. ``spynet``); tuples become lists, as JSON stores them."""
+    out = {}
+    for name, param in inspect.signature(init).parameters.items():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or param.default is None:
+            continue
+        value = values[name]
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def make_grid(h: int, w: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -133,16 +149,30 @@ class PixelShuffleUpsampler(nn.Module):
         return self.body(x)
 
 
+UPSAMPLE_MODES = ("bicubic", "bilinear")
+
+
+def check_upsample_mode(mode: str) -> str:
+    """Return ``mode`` if it is a residual base of :class:`Reconstruction`, else raise ValueError."""
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"expected upsample_mode in {UPSAMPLE_MODES}, got {mode!r}")
+    return mode
+
+
 class Reconstruction(nn.Module):
-    """Features of one frame → the HR frame: upsample, conv_hr, conv_last, plus bicubic of the LR.
+    """Features of one frame → the HR frame: upsample, conv_hr, conv_last, plus an upsampled LR.
 
     BasicVSR's "aggregation and upsampling" after the fusion conv; the method (attention fusion)
-    reuses it unchanged so it can be warm-started from a trained BasicVSR.
+    reuses it unchanged so it can be warm-started from a trained BasicVSR. The residual base is
+    ``F.interpolate(lr, scale_factor=scale, mode=upsample_mode, align_corners=False)``:
+    ``"bilinear"`` is what BasicSR's and mmagic's BasicVSR/IconVSR use (their published weights
+    need it), ``"bicubic"`` what afvsr's own shipped weights were trained with.
     """
 
-    def __init__(self, *, mid_channels: int, scale: int) -> None:
+    def __init__(self, *, mid_channels: int, scale: int, upsample_mode: str = "bicubic") -> None:
         super().__init__()
         self.scale = check_scale(scale)
+        self.upsample_mode = check_upsample_mode(upsample_mode)
         self.upsample = PixelShuffleUpsampler(mid_channels=mid_channels, scale=scale)
         self.conv_hr = nn.Conv2d(mid_channels, mid_channels, 3, 1, 1)
         self.conv_last = nn.Conv2d(mid_channels, 3, 3, 1, 1)
@@ -151,7 +181,9 @@ class Reconstruction(nn.Module):
     def forward(self, feat: Tensor, lr: Tensor) -> Tensor:
         """feat ``(n, mid_channels, h, w)``, lr ``(n, 3, h, w)`` → ``(n, 3, scale*h, scale*w)``."""
         out = self.conv_last(self.lrelu(self.conv_hr(self.upsample(feat))))
-        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        base = F.interpolate(
+            lr, scale_factor=self.scale, mode=self.upsample_mode, align_corners=False
+        )
         # The residual add is kept in fp32 so bf16 inference does not quantise the output.
         return out.float() + base.float()
 

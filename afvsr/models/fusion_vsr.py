@@ -12,6 +12,8 @@ clip), and group indices past the clip's ends are mirrored (documented in ``grou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -22,8 +24,14 @@ from afvsr.models.attention import (
     MultiHeadAttentionFusion,
     SingleHeadAttentionFusion,
 )
-from afvsr.models.basicvsr import BidirectionalPropagation, propagate
-from afvsr.models.common import Reconstruction, check_lq, check_scale, reconstruct_frames
+from afvsr.models.basicvsr import BidirectionalPropagation, compute_flows, propagate
+from afvsr.models.common import (
+    Reconstruction,
+    check_lq,
+    check_scale,
+    constructor_kwargs,
+    reconstruct_frames,
+)
 from afvsr.models.spynet import SPyNet
 
 MODES = ("window", "sequence")
@@ -50,8 +58,17 @@ class AttentionFusionVSR(nn.Module):
     Submodule names match BasicVSR's (``spynet``, ``propagation``, ``reconstruction``), so a
     trained BasicVSR state dict warm-starts them; ``attention`` is the method's own module.
     ``fusion="mean"`` replaces it by the mean over groups (no parameters): the ablation that
-    tells the attention's gain from the rest of stage 2.
+    tells the attention's gain from the rest of stage 2. ``upsample_mode``: the reconstruction's
+    residual base, as in :class:`~afvsr.models.basicvsr.BasicVSR` (``"bilinear"`` to start from a
+    published BasicVSR).
     """
+
+    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
+    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
+    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    clip_modes: tuple[str, ...] = MODES  # "window" as trained, "sequence" per rate/phase
+    default_mode: str | None = "sequence"
+    takes_frames = True
 
     def __init__(
         self,
@@ -63,19 +80,12 @@ class AttentionFusionVSR(nn.Module):
         window: int = 5,
         num_heads: int = 1,
         fusion: str = "attention",
+        upsample_mode: str = "bicubic",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
         rates = check_fusion_args(rates, window, num_heads, fusion)
-        self.kwargs = {
-            "mid_channels": mid_channels,
-            "num_blocks": num_blocks,
-            "scale": scale,
-            "rates": list(rates),
-            "window": window,
-            "num_heads": num_heads,
-            "fusion": fusion,
-        }
+        self.kwargs = constructor_kwargs(AttentionFusionVSR.__init__, locals())
         self.scale = check_scale(scale)
         self.rates, self.window, self.num_heads = rates, window, num_heads
         self.spynet = spynet if spynet is not None else SPyNet()
@@ -92,7 +102,9 @@ class AttentionFusionVSR(nn.Module):
             self.attention = MultiHeadAttentionFusion(
                 mid_channels=mid_channels, num_groups=len(rates), num_heads=num_heads
             )
-        self.reconstruction = Reconstruction(mid_channels=mid_channels, scale=scale)
+        self.reconstruction = Reconstruction(
+            mid_channels=mid_channels, scale=scale, upsample_mode=upsample_mode
+        )
 
     def group_indices(self, t: int, num_frames: int) -> list[list[int]]:
         """Indices ``[G][W]`` of the groups around reference frame ``t`` (mirrored at the ends)."""
@@ -173,6 +185,59 @@ class AttentionFusionVSR(nn.Module):
             self.reconstruction, fused.view(b, t, c, h, w), lq, max_pixels=max_pixels
         )
 
+    def backward_streams(self, lq: Tensor) -> dict[tuple[int, int], tuple[list, Iterator]]:
+        """Per distinct rate r and phase p: the backward features of the phase sub-sequence
+        ``lq[:, p::r]`` (a list, entry k for frame ``p + r*k``) and a lazy iterator over its
+        forward states (see :class:`~afvsr.models.basicvsr.BidirectionalPropagation`)."""
+        streams = {}
+        for r in dict.fromkeys(self.rates):  # distinct rates, in order
+            for p in range(min(r, lq.shape[1])):
+                sub = lq[:, p::r]  # (b, t_p, 3, h, w)
+                if sub.shape[1] == 1:
+                    fb = ff = sub.new_zeros(sub.shape[0], 0, 2, *sub.shape[-2:])
+                else:
+                    fb, ff = compute_flows(self.spynet, sub)  # (b, t_p - 1, 2, h, w) each
+                backward = self.propagation.backward_features(sub, fb)
+                streams[(r, p)] = (backward, self.propagation.forward_states(sub, ff))
+        return streams
+
+    def sequence_frames(self, lq: Tensor, keep: slice = slice(None)) -> Tensor:
+        """``sequence`` mode, one frame at a time: the numbers of
+        ``fuse_and_reconstruct(sequence_features(lq)[:, keep], lq[:, keep])`` without holding
+        every group's features for every frame.
+
+        Only the backward features (one map per frame and distinct rate) are held whole; the
+        forward branches advance frame by frame, and each frame's G group features are fused and
+        reconstructed as soon as they exist, their backward features released.
+
+        Args:
+            lq: ``(b, t, 3, h, w)``. keep: the output frames (a slice of ``range(t)``).
+
+        Returns:
+            ``(b, k, 3, s*h, s*w)`` for the k frames in ``keep``.
+        """
+        b, t, _, h, w = lq.shape
+        wanted = range(t)[keep]
+        s = self.scale
+        out = lq.new_empty(b, len(wanted), 3, s * h, s * w)
+        if not wanted:
+            return out
+        streams = self.backward_streams(lq)
+        row = {i: j for j, i in enumerate(wanted)}  # frame index -> output row
+        for i in range(max(wanted) + 1):
+            feats = {}  # rate -> (b, mid_channels, h, w), this frame's feature of that rate
+            for r in dict.fromkeys(self.rates):
+                backward, states = streams[(r, i % r)]
+                state = next(states)  # every phase's forward branch advances in step
+                if i in row:
+                    feats[r] = self.propagation.fuse(backward[i // r], state)
+                backward[i // r] = None
+            if i in row:
+                groups = torch.stack([feats[r] for r in self.rates], dim=1)  # (b, G, c, h, w)
+                fused = self.attention(groups)[0]  # (b, c, h, w)
+                out[:, row[i]] = self.reconstruction(fused, lq[:, i])
+        return out  # (b, k, 3, s*h, s*w)
+
     def forward(self, lq: Tensor, *, mode: str = "sequence", frames: slice | None = None) -> Tensor:
         """Every frame of a clip, or only ``frames`` of it (the groups still read the whole clip).
 
@@ -193,7 +258,7 @@ class AttentionFusionVSR(nn.Module):
         t = lq.shape[1]
         keep = slice(None) if frames is None else frames
         if mode == "sequence":
-            return self.fuse_and_reconstruct(self.sequence_features(lq)[:, keep], lq[:, keep])
+            return self.sequence_frames(lq, keep)
         outs = []
         for ref in range(t)[keep]:
             idx = torch.tensor(self.group_indices(ref, t), device=lq.device)  # (G, W)

@@ -17,6 +17,7 @@ the frames as given.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from afvsr.frame_groups import mirror_index
@@ -26,6 +27,7 @@ from afvsr.models.common import (
     ResidualBlocksWithInputConv,
     check_lq,
     check_scale,
+    constructor_kwargs,
     flow_warp,
     reconstruct_frames,
 )
@@ -33,6 +35,7 @@ from afvsr.models.edvr import EDVRFeatureExtractor
 from afvsr.models.spynet import SPyNet
 
 DEFORM_GROUPS = 8  # the extractor's PCD, as in EDVR-M and IconVSR
+BOUNDARIES = ("mirror", "reference")
 
 
 def keyframe_indices(num_frames: int, *, stride: int) -> list[int]:
@@ -41,6 +44,15 @@ def keyframe_indices(num_frames: int, *, stride: int) -> list[int]:
     if keys[-1] != num_frames - 1:
         keys.append(num_frames - 1)
     return keys
+
+
+def reference_window(key: int, num_frames: int, p: int) -> list[int]:
+    """BasicSR's and mmagic's extractor window around ``key`` (``num_frames >= 2p + 1``): the
+    clip padded with frames ``2p, 2p-1 … p+1`` before it and ``n-p-2, n-p-3 … n-2p-1`` after
+    (``x[:, [4, 3]]`` and ``x[:, [-4, -5]]`` for p = 2), then ``2p + 1`` frames from ``key``."""
+    n = num_frames
+    padded = [*range(2 * p, p, -1), *range(n), *range(n - p - 2, n - 2 * p - 2, -1)]
+    return padded[key : key + 2 * p + 1]
 
 
 class CoupledPropagation(nn.Module):
@@ -113,7 +125,18 @@ class IconVSR(nn.Module):
     Submodules: ``spynet`` (SPyNet), ``extractor`` (EDVRFeatureExtractor, the information-refill),
     ``propagation`` (CoupledPropagation, with the refill fusion convs), ``reconstruction``
     (Reconstruction). ``mid_channels`` must be a multiple of 8 (the extractor's deformable groups).
+    ``upsample_mode``: the reconstruction's residual base, as in :class:`BasicVSR`.
+    ``boundary``: ``"mirror"`` (afvsr's, any clip) or ``"reference"`` (BasicSR's and mmagic's,
+    which their published weights were trained with): see :meth:`keyframe_windows`, and frames
+    reflect-padded to a multiple of 4 for the whole network, then cropped.
     """
+
+    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
+    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
+    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    clip_modes: tuple[str, ...] = ()
+    default_mode: str | None = None
+    takes_frames = True
 
     def __init__(
         self,
@@ -123,6 +146,8 @@ class IconVSR(nn.Module):
         scale: int = 4,
         keyframe_stride: int = 5,
         temporal_padding: int = 2,
+        upsample_mode: str = "bicubic",
+        boundary: str = "mirror",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
@@ -136,13 +161,10 @@ class IconVSR(nn.Module):
                 f"expected keyframe_stride >= 1 and temporal_padding >= 0, "
                 f"got {keyframe_stride}, {temporal_padding}"
             )
-        self.kwargs = {
-            "mid_channels": mid_channels,
-            "num_blocks": num_blocks,
-            "scale": scale,
-            "keyframe_stride": keyframe_stride,
-            "temporal_padding": temporal_padding,
-        }
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"expected boundary in {BOUNDARIES}, got {boundary!r}")
+        self.kwargs = constructor_kwargs(IconVSR.__init__, locals())
+        self.boundary = boundary
         self.scale = check_scale(scale)
         self.keyframe_stride, self.temporal_padding = keyframe_stride, temporal_padding
         self.spynet = spynet if spynet is not None else SPyNet()
@@ -152,7 +174,9 @@ class IconVSR(nn.Module):
             deform_groups=DEFORM_GROUPS,
         )
         self.propagation = CoupledPropagation(mid_channels=mid_channels, num_blocks=num_blocks)
-        self.reconstruction = Reconstruction(mid_channels=mid_channels, scale=scale)
+        self.reconstruction = Reconstruction(
+            mid_channels=mid_channels, scale=scale, upsample_mode=upsample_mode
+        )
 
     def keyframe_indices(self, num_frames: int) -> list[int]:
         """``0, keyframe_stride, …`` and the last frame."""
@@ -161,8 +185,14 @@ class IconVSR(nn.Module):
     def keyframe_windows(self, num_frames: int) -> list[list[int]]:
         """Frame indices the extractor reads for each keyframe: ``key - p … key + p``
         (``p = temporal_padding``), mirrored into the clip (so a 3-frame clip's window around
-        frame 0 is ``[2, 1, 0, 1, 2]``, and a 1-frame clip repeats frame 0)."""
+        frame 0 is ``[2, 1, 0, 1, 2]``, and a 1-frame clip repeats frame 0). With
+        ``boundary="reference"`` and at least ``2p + 1`` frames, as BasicSR/mmagic:
+        :func:`reference_window` (frame 0's window is ``[4, 3, 0, 1, 2]``)."""
         p = self.temporal_padding
+        if self.boundary == "reference" and num_frames >= 2 * p + 1:
+            return [
+                reference_window(key, num_frames, p) for key in self.keyframe_indices(num_frames)
+            ]
         return [
             [mirror_index(key + d, num_frames) for d in range(-p, p + 1)]
             for key in self.keyframe_indices(num_frames)
@@ -205,4 +235,13 @@ class IconVSR(nn.Module):
     def forward(self, lq: Tensor, *, frames: slice | None = None) -> Tensor:
         """``lq (b, t, 3, h, w)`` in [0, 1], any t, h, w >= 1 → ``(b, t, 3, scale*h, scale*w)``;
         with ``frames``, only those output frames (as ``BasicVSR.forward``)."""
-        return reconstruct_frames(self.reconstruction, self.propagate(lq), lq, frames=frames)
+        check_lq(lq)
+        h, w = lq.shape[-2:]
+        ph, pw = (4 - h % 4) % 4, (4 - w % 4) % 4
+        if self.boundary == "mirror" or ph == pw == 0:
+            return reconstruct_frames(self.reconstruction, self.propagate(lq), lq, frames=frames)
+        # BasicSR/mmagic: the whole network runs on frames reflect-padded to a multiple of 4.
+        mode = "reflect" if min(h, w) > 3 else "replicate"  # reflect needs pad < size
+        x = F.pad(lq.flatten(0, 1), (0, pw, 0, ph), mode=mode).view(*lq.shape[:3], h + ph, w + pw)
+        out = reconstruct_frames(self.reconstruction, self.propagate(x), x, frames=frames)
+        return out[..., : self.scale * h, : self.scale * w].contiguous()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from afvsr.models.common import flow_warp
+from afvsr.models.common import constructor_kwargs, flow_warp
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +54,7 @@ class SPyNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.kwargs: dict = {}
+        self.kwargs = constructor_kwargs(SPyNet.__init__, locals())
         self.scale = 1
         self.basic_module = nn.ModuleList([SPyNetBasicModule() for _ in range(self.num_levels)])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

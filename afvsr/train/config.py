@@ -1,14 +1,13 @@
-"""Training config files: TOML or YAML, one schema dict per section, validated before any work.
+"""Training config files: TOML or YAML, one ``afvsr.schema.Field`` per key, validated before any work.
 
-A config is a table of sections. ``[run]``, ``[train]`` and ``[log]`` have fixed schemas below;
-``[model]`` is ``name`` plus the keyword arguments of that model's constructor (checked against
-its signature); ``[data]`` and ``[val]`` belong to the task (``Task.data_defaults`` /
-``Task.val_defaults``). A schema maps each key to its default; the default's type is the type the
-key must have (an ``int`` default accepts integers only, a ``float`` default accepts integers too,
-a list default accepts a list of items of its first item's type). ``REQUIRED(type)`` marks a key
-without a default; ``""`` is the "not set" value of optional paths (TOML has no null).
+A config is a table of sections. ``[run]``, ``[log]`` and the loop's keys of ``[train]`` have the
+schemas below; ``[model]`` is ``name`` plus the keyword arguments of that model's constructor
+(checked against its signature); the task (``[run] task``, ``afvsr.train.tasks.TASKS``) owns
+``[data]``, ``[val]`` and its own keys of ``[train]`` (``Task.data_fields``, ``val_fields``,
+``train_fields``). ``""`` is the "not set" value of optional paths and names (TOML has no null).
 
-Every error names the key and the file (or the ``--set`` option) it came from.
+Every error names the key and the file (or the ``--set`` option) it came from:
+``<file>: [<section>] <key>: expected …, got …``. ``afvsr train --print-config`` lists every key.
 """
 
 from __future__ import annotations
@@ -22,7 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from afvsr.checkpoint import KWARG_RANGES, MAX_LIST
 from afvsr.errors import AfvsrError
+from afvsr.models import MODELS
+from afvsr.schema import ConfigError, Field, check_section, read_config_file
+from afvsr.train.task import Task
+from afvsr.train.tasks import TASKS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,202 +34,81 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-class REQUIRED:
-    """Schema value of a key that has no default and must be given, with its type."""
-
-    def __init__(self, type_: type) -> None:
-        self.type = type_
-
-    def __repr__(self) -> str:
-        return f"REQUIRED({self.type.__name__})"
-
-
-RUN_DEFAULTS: dict[str, Any] = {
-    "name": "",  # run folder name; "" = the config file's stem
-    "out_dir": "runs",  # run folder = out_dir/name (relative to the current directory)
-    "task": "vsr",  # a key of afvsr.train.tasks.TASKS
-    "seed": 0,  # drives Python, NumPy, torch, the sampler and every sample's augmentation
-    "deterministic": True,  # deterministic algorithms (bit-exact resume on CPU)
-    "device": "auto",  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", …
-    "threads": 0,  # torch intra-op threads per process; 0 = torch's default
-    "num_workers": 0,  # DataLoader worker processes per training process
+RUN_DEFAULTS: dict[str, Field] = {
+    "name": Field("", help='run folder name; "" = the config file\'s stem'),
+    "out_dir": Field("runs", help="run folder = out_dir/name (relative to the current directory)"),
+    "task": Field("vsr", choices=tuple(TASKS), help="the training task (afvsr.train.tasks.TASKS)"),
+    "seed": Field(0, help="drives Python, NumPy, torch, the sampler and every augmentation"),
+    "deterministic": Field(True, help="deterministic algorithms (bit-exact resume on CPU)"),
+    "device": Field("auto", help='"auto" (CUDA if present), "cpu", "cuda", "cuda:1", …'),
+    "threads": Field(0, ge=0, help="torch intra-op threads per process; 0 = torch's default"),
+    "num_workers": Field(0, ge=0, help="DataLoader worker processes per training process"),
 }
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "iterations": REQUIRED(int),  # optimizer steps
-    "batch_size": 8,  # samples per micro-step summed over all processes (global batch)
-    "accumulate": 1,  # micro-steps per optimizer step (gradient accumulation)
-    "lr": 2e-4,
-    "betas": [0.9, 0.99],
-    "weight_decay": 0.0,  # Adam's L2 penalty
-    "scheduler": "cosine",  # "cosine" (stepped every iteration) | "constant"
-    "warmup_iters": 0,  # linear warm-up from lr/warmup_iters to lr
-    "eta_min": 1e-7,  # cosine floor (absolute, for every group)
-    "grad_clip": 0.0,  # max global gradient norm; 0 = no clipping
-    "precision": "fp32",  # "fp32" | "bf16" (autocast) | "fp16" (autocast + GradScaler; CUDA)
-    "ema_decay": 0.0,  # EMA of the weights (e.g. 0.999); 0 = off. On: validation/export use it
-    "loss": "charbonnier",  # "charbonnier" | "l1" | "mse" (VSR task)
-    "charbonnier_eps": 1e-12,  # sqrt((x - y)^2 + eps), as BasicVSR's CharbonnierLoss
-    "spynet_freeze_iters": 0,  # SPyNet frozen for the first N steps (BasicVSR: 5000)
-    "spynet_lr_mult": 1.0,  # SPyNet's lr = spynet_lr_mult × lr (BasicVSR: 0.125)
-    "spynet_checkpoint": "",  # initial SPyNet weights (a SPyNet or BasicVSR model file)
-    "backbone_checkpoint": "",  # stage 2: BasicVSR model file -> spynet, propagation, reconstruction
-    "unfreeze_all": False,  # stage 2: train the backbone too (at lr_finetune)
-    "lr_base": 0.0,  # stage 2: the attention module's lr; 0 = lr
-    "lr_finetune": 0.0,  # stage 2: reconstruction's (warm-started) lr; 0 = lr
+# The loop's keys of [train]; each task adds its own (Task.train_fields).
+TRAIN_DEFAULTS: dict[str, Field] = {
+    "iterations": Field(type=int, gt=0, help="optimizer steps (required)"),
+    "batch_size": Field(8, gt=0, help="samples per micro-step over all processes (global batch)"),
+    "accumulate": Field(1, gt=0, help="micro-steps per optimizer step (gradient accumulation)"),
+    "lr": Field(2e-4, ge=0, help="base learning rate"),
+    "betas": Field([0.9, 0.99], ge=0, lt=1, length=(2, 2), help="Adam's betas"),
+    "weight_decay": Field(0.0, ge=0, help="Adam's L2 penalty"),
+    "scheduler": Field("cosine", choices=("cosine", "constant"), help="stepped every iteration"),
+    "warmup_iters": Field(0, ge=0, help="linear warm-up from lr/warmup_iters to lr"),
+    "eta_min": Field(1e-7, ge=0, help="cosine floor (absolute, for every group)"),
+    "grad_clip": Field(0.0, ge=0, help="max global gradient norm; 0 = no clipping"),
+    "precision": Field(
+        "fp32", choices=("fp32", "bf16", "fp16"), help="bf16: autocast; fp16: + GradScaler (CUDA)"
+    ),
+    "ema_decay": Field(0.0, ge=0, lt=1, help="EMA of the weights (e.g. 0.999); 0 = off"),
 }
 
-LOG_DEFAULTS: dict[str, Any] = {
-    "every": 100,  # steps between loss lines in metrics.jsonl / TensorBoard
-    "checkpoint_every": 1000,  # steps between training checkpoints (and always at the end)
-    "keep_last": 3,  # step checkpoints kept (the best is kept as well)
-    "tensorboard": True,  # TensorBoard event files in the run folder
-}
-
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("train", "scheduler"): ("cosine", "constant"),
-    ("train", "precision"): ("fp32", "bf16", "fp16"),
-    ("train", "loss"): ("charbonnier", "l1", "mse"),
-}
-
-# Keys that must be > 0 / >= 0 (the schema's types cannot say it).
-POSITIVE = {("train", "iterations"), ("train", "batch_size"), ("train", "accumulate")}
-NON_NEGATIVE = {
-    ("run", "threads"),
-    ("run", "num_workers"),
-    ("train", "lr"),
-    ("train", "weight_decay"),
-    ("train", "warmup_iters"),
-    ("train", "eta_min"),
-    ("train", "grad_clip"),
-    ("train", "ema_decay"),
-    ("train", "spynet_freeze_iters"),
-    ("train", "spynet_lr_mult"),
-    ("train", "lr_base"),
-    ("train", "lr_finetune"),
-    ("log", "every"),
-    ("log", "checkpoint_every"),
-    ("log", "keep_last"),
+LOG_DEFAULTS: dict[str, Field] = {
+    "every": Field(100, ge=0, help="steps between loss lines in metrics.jsonl / TensorBoard"),
+    "checkpoint_every": Field(1000, ge=0, help="steps between checkpoints (and at the end)"),
+    "keep_last": Field(3, ge=0, help="step checkpoints kept (the best is kept as well)"),
+    "tensorboard": Field(True, help="TensorBoard event files in the run folder"),
 }
 
 SECTIONS = ("run", "model", "data", "train", "val", "log")
 
-
-def _type_name(t: type) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        t, f"a {t.__name__}"
-    )
-
-
-def _expected_type(default: Any) -> type:
-    if isinstance(default, REQUIRED):
-        return default.type
-    if isinstance(default, tuple):
-        return list
-    return type(default)
-
-
-def check_value(value: Any, default: Any, where: str) -> Any:
-    """``value`` converted to the type of ``default`` (see the module doc), else AfvsrError."""
-    t = _expected_type(default)
-    ok = False
-    if t is bool:
-        ok = isinstance(value, bool)
-    elif t is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif t is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif t is str:
-        ok = isinstance(value, str)
-    elif t is list:
-        ok = isinstance(value, (list, tuple))
-        items = list(default) if isinstance(default, (list, tuple)) else []
-        if ok and items:
-            value = [check_value(v, items[0], f"{where}[{i}]") for i, v in enumerate(value)]
-        elif ok:
-            value = list(value)
-    else:
-        ok = isinstance(value, t)
-    if not ok:
-        raise AfvsrError(f"{where}: expected {_type_name(t)}, got {value!r}")
-    return value
+# [train] keys every task had before each task owned its keys, with their defaults then: a config
+# written by that afvsr (a run's config.toml, a checkpoint's) holds them all; where the task has
+# no such key and the value is that default, it is dropped on reading.
+EARLIER_TRAIN_DEFAULTS: dict[str, Any] = {
+    "loss": "charbonnier",
+    "charbonnier_eps": 1e-12,
+    "spynet_freeze_iters": 0,
+    "spynet_lr_mult": 1.0,
+    "spynet_checkpoint": "",
+    "backbone_checkpoint": "",
+    "init_checkpoint": "",
+    "unfreeze_all": False,
+    "lr_base": 0.0,
+    "lr_finetune": 0.0,
+}
 
 
-def check_section(
-    values: dict[str, Any], schema: dict[str, Any], section: str, source: str
-) -> dict[str, Any]:
-    """Defaults filled in, types checked, unknown keys and missing required keys rejected."""
-    if not isinstance(values, dict):
-        raise AfvsrError(f"{source}: [{section}] must be a table of keys, got {values!r}")
-    for key in values:
-        if key not in schema:
-            raise AfvsrError(
-                f"{source}: [{section}] unknown key '{key}' (known keys: {', '.join(schema)})"
-            )
-    out: dict[str, Any] = {}
-    for key, default in schema.items():
-        where = f"{source}: [{section}] {key}"
-        if key in values:
-            out[key] = check_value(values[key], default, where)
-        elif isinstance(default, REQUIRED):
-            raise AfvsrError(f"{source}: [{section}] missing required key '{key}'")
-        else:
-            out[key] = copy.deepcopy(list(default) if isinstance(default, tuple) else default)
-        choices = CHOICES.get((section, key))
-        if choices and out[key] not in choices:
-            raise AfvsrError(f"{where}: expected one of {list(choices)}, got {out[key]!r}")
-        if (section, key) in POSITIVE and not out[key] > 0:
-            raise AfvsrError(f"{where}: expected a value > 0, got {out[key]!r}")
-        if (section, key) in NON_NEGATIVE and not out[key] >= 0:
-            raise AfvsrError(f"{where}: expected a value >= 0, got {out[key]!r}")
-    return out
-
-
-def model_schema(name: str, source: str) -> dict[str, Any]:
-    """``{"name": name, <constructor keyword>: <its default>, …}`` for model family ``name``.
+def model_schema(name: str, source: str) -> dict[str, Field]:
+    """``{"name": …, <constructor keyword>: Field(<its default>), …}`` for model ``name``.
 
     Constructor arguments whose default is None (sub-networks passed in, like ``spynet``) are not
     config keys.
     """
-    from afvsr.models import MODELS
-
     if name not in MODELS:
-        raise AfvsrError(f"{source}: [model] name: expected one of {sorted(MODELS)}, got {name!r}")
-    schema: dict[str, Any] = {"name": name}
+        raise ConfigError(f"{source}: [model] name: expected one of {sorted(MODELS)}, got {name!r}")
+    schema: dict[str, Field] = {"name": Field(name, choices=(name,), help="model family")}
     for p in inspect.signature(MODELS[name].__init__).parameters.values():
         if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.default is inspect.Parameter.empty:
-            schema[p.name] = REQUIRED(int)
+            schema[p.name] = Field(type=int, ge=0)
         elif p.default is not None:
-            schema[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
+            default = list(p.default) if isinstance(p.default, tuple) else p.default
+            lo, hi = KWARG_RANGES.get(p.name, (None, None))  # sane sizes: nothing huge is built
+            length = (1, MAX_LIST) if isinstance(default, list) else None
+            schema[p.name] = Field(default, ge=lo, le=hi, length=length)
     return schema
-
-
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into a dict of sections."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no config file {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise AfvsrError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    elif path.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise AfvsrError(f"{path}: not valid TOML ({exc})") from None
-    else:
-        raise AfvsrError(f"{path}: expected a .toml, .yaml or .yml config file")
-    if not isinstance(data, dict):
-        raise AfvsrError(f"{path}: expected a table of sections, got {type(data).__name__}")
-    return data
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -242,6 +125,72 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, name, value
 
 
+class _RawConfig:
+    """The raw sections with ``--set`` overrides applied, and where each key was set."""
+
+    def __init__(self, raw: dict[str, Any], source: str, overrides: list[str]) -> None:
+        self.raw, self.source = copy.deepcopy(raw), source
+        self.origin: dict[tuple[str, str], str] = {}
+        self.as_text: dict[tuple[str, str], str] = {}  # an override's value as typed
+        for section in self.raw:
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"{source}: unknown section [{section}] (known sections: {', '.join(SECTIONS)})"
+                )
+        for text in overrides:
+            section, name, value = parse_override(text)
+            if section not in SECTIONS:
+                raise ConfigError(
+                    f"--set {text}: unknown section '{section}' "
+                    f"(known sections: {', '.join(SECTIONS)})"
+                )
+            self.section(section)[name] = value
+            self.origin[(section, name)] = f"--set {text}"
+            self.as_text[(section, name)] = text.partition("=")[2].strip()
+
+    def src(self, section: str, key: str) -> str:
+        """Where ``section.key`` was set: a ``--set`` option or the file."""
+        return self.origin.get((section, key), self.source)
+
+    def section(self, name: str) -> dict[str, Any]:
+        values = self.raw.setdefault(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{self.source}: [{name}] must be a table of keys, got {values!r}")
+        return values
+
+    def checked(self, name: str, fields: dict[str, Field]) -> dict[str, Any]:
+        """The section checked against ``fields``; each key's error names where it was set."""
+        values = self.section(name)
+        for key, value in values.items():
+            where = self.src(name, key)
+            if key not in fields:
+                raise ConfigError(
+                    f"{where}: [{name}] unknown key '{key}' (known keys: {', '.join(fields)})"
+                )
+            if (
+                (name, key) in self.as_text
+                and fields[key].kind is str
+                and not isinstance(value, str)
+            ):
+                values[key] = self.as_text[(name, key)]  # run.name=2024 stays a string
+            check_section({key: values[key]}, {key: fields[key]}, name, where)
+        return check_section(values, fields, name, self.source)
+
+    def upgrade(self, task: type[Task]) -> None:
+        """Read a config written for an earlier layout (see ``EARLIER_TRAIN_DEFAULTS``)."""
+        for key, (old, new) in task.moved_keys.items():
+            if key in self.section(old):
+                if key in self.section(new):
+                    raise ConfigError(
+                        f"{self.source}: [{old}] {key}: is a [{new}] key now; set it there only"
+                    )
+                self.section(new)[key] = self.section(old).pop(key)
+        train, own = self.section("train"), {**TRAIN_DEFAULTS, **task.train_fields}
+        for key, default in EARLIER_TRAIN_DEFAULTS.items():
+            if key in train and key not in own and train[key] == default:
+                del train[key]
+
+
 def resolve_config(
     raw: dict[str, Any],
     source: str,
@@ -254,80 +203,37 @@ def resolve_config(
     Returns the resolved config: a dict of the six sections, every key present. ``source`` names
     the file in error messages.
     """
-    from afvsr.train.tasks import TASKS
-
-    raw = copy.deepcopy(raw)
-    for section in raw:
-        if section not in SECTIONS:
-            raise AfvsrError(
-                f"{source}: unknown section [{section}] (known sections: {', '.join(SECTIONS)})"
-            )
-    origin: dict[tuple[str, str], str] = {}
-    as_text: dict[tuple[str, str], str] = {}  # the override's value as typed
-    for text in overrides or []:
-        section, name, value = parse_override(text)
-        if section not in SECTIONS:
-            raise AfvsrError(
-                f"--set {text}: unknown section '{section}' (known sections: {', '.join(SECTIONS)})"
-            )
-        raw.setdefault(section, {})[name] = value
-        origin[(section, name)] = f"--set {text}"
-        as_text[(section, name)] = text.partition("=")[2].strip()
-
-    def src(section: str, key: str) -> str:
-        return origin.get((section, key), source)
-
-    def checked(section: str, schema: dict[str, Any]) -> dict[str, Any]:
-        values = raw.get(section, {})
-        if not isinstance(values, dict):
-            raise AfvsrError(f"{source}: [{section}] must be a table of keys, got {values!r}")
-        for key, value in values.items():  # each key's error names where that key was set
-            if key not in schema:
-                raise AfvsrError(
-                    f"{src(section, key)}: [{section}] unknown key '{key}' "
-                    f"(known keys: {', '.join(schema)})"
-                )
-            if (
-                (section, key) in as_text
-                and _expected_type(schema[key]) is str
-                and not isinstance(value, str)
-            ):
-                values[key] = value = as_text[(section, key)]  # run.name=2024 stays a string
-            check_section({key: value}, {key: schema[key]}, section, src(section, key))
-        return check_section(values, schema, section, source)
-
-    cfg: dict[str, Any] = {}
-    cfg["run"] = checked("run", RUN_DEFAULTS)
-    task_name = cfg["run"]["task"]
-    if task_name not in TASKS:
-        raise AfvsrError(
-            f"{src('run', 'task')}: [run] task: expected one of {sorted(TASKS)}, got {task_name!r}"
+    raw_cfg = _RawConfig(raw, source, overrides or [])
+    run = raw_cfg.checked("run", RUN_DEFAULTS)
+    if run["task"] not in TASKS:
+        raise ConfigError(
+            f"{raw_cfg.src('run', 'task')}: [run] task: expected one of {sorted(TASKS)}, "
+            f"got {run['task']!r}"
         )
-    task_cls = TASKS[task_name]
-    model_raw = raw.get("model", {})
-    if not isinstance(model_raw, dict) or "name" not in model_raw:
-        raise AfvsrError(f"{source}: [model] missing required key 'name'")
-    name = check_value(model_raw["name"], "", f"{src('model', 'name')}: [model] name")
-    cfg["model"] = checked("model", model_schema(name, src("model", "name")))
-    data_overrides = [origin[k] for k in origin if k[0] == "data"]
-    data_source = source + (f" (with {', '.join(data_overrides)})" if data_overrides else "")
-    cfg["data"] = task_cls.check_data(raw.get("data", {}), data_source)
-    cfg["train"] = checked("train", TRAIN_DEFAULTS)
-    cfg["val"] = checked("val", task_cls.val_defaults)
-    cfg["log"] = checked("log", LOG_DEFAULTS)
-    if not cfg["run"]["name"]:
-        cfg["run"]["name"] = Path(config_path).stem if config_path else "run"
-    betas = cfg["train"]["betas"]
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise AfvsrError(
-            f"{src('train', 'betas')}: [train] betas: expected two numbers in [0, 1), got {betas}"
-        )
-    if cfg["train"]["ema_decay"] >= 1:
-        raise AfvsrError(
-            f"{src('train', 'ema_decay')}: [train] ema_decay: expected a value in [0, 1), "
-            f"got {cfg['train']['ema_decay']}"
-        )
-    task_cls.check_config(cfg, source)
+    task = TASKS[run["task"]]
+    raw_cfg.upgrade(task)
+    model_raw = raw_cfg.section("model")
+    if "name" not in model_raw:
+        raise ConfigError(f"{source}: [model] missing required key 'name'")
+    where = raw_cfg.src("model", "name")
+    name = Field("").check(model_raw["name"], f"{where}: [model] name")
+    model = raw_cfg.checked("model", model_schema(name, where))
+    cfg = {
+        "run": run,
+        "model": model,
+        "data": raw_cfg.checked("data", task.data_schema(model)),
+        "train": raw_cfg.checked("train", {**TRAIN_DEFAULTS, **task.train_fields}),
+        "val": raw_cfg.checked("val", task.val_fields),
+        "log": raw_cfg.checked("log", LOG_DEFAULTS),
+    }
+    if not run["name"]:
+        run["name"] = Path(config_path).stem if config_path else "run"
+    try:
+        task.check_config(cfg)
+    except ConfigError as exc:
+        overridden = [text for text in raw_cfg.origin.values()]
+        also = f" (with {', '.join(overridden)})" if overridden else ""
+        raise ConfigError(f"{source}{also}: {exc}") from None
     return cfg
 
 
@@ -378,3 +284,13 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             if sa.get(key, ...) != sb.get(key, ...):
                 keys.append(f"{section}.{key}")
     return keys
+
+
+def saved_config(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """A config stored by an earlier run (a checkpoint's), resolved as this afvsr reads it, so
+    comparing it with the current one shows real differences only; as stored if it no longer
+    resolves (the comparison then shows what changed)."""
+    try:
+        return resolve_config(raw, source)
+    except AfvsrError:
+        return raw

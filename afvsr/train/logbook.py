@@ -8,14 +8,18 @@ On resume, lines past the checkpoint's step are dropped first, so the file reads
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
+from tqdm import tqdm
 
 from afvsr.io_utils import atomic_path
 
@@ -26,8 +30,6 @@ class TqdmHandler(logging.Handler):
     """Log records on stderr without breaking the progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
         try:
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never raise
@@ -80,6 +82,7 @@ class MetricsLog:
         self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.writer = None
         if tensorboard:
+            # here: TensorBoard is optional (log.tensorboard) and slow to import
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(
@@ -122,3 +125,55 @@ class MetricsLog:
         self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class IntervalStats:
+    """The numbers of one ``log.every`` interval: mean loss and task logs, steps per second and
+    CPU seconds per step, counting training steps only (validation and saving are paused out).
+    """
+
+    def __init__(self, step: int) -> None:
+        self._reset(step)
+
+    def _reset(self, step: int) -> None:
+        self.loss_sum, self.count, self.extras = 0.0, 0, {}
+        self.start, self.start_step, self.cpu = time.perf_counter(), step, time.process_time()
+
+    def add(self, loss: float, extras: dict[str, Any]) -> None:
+        self.loss_sum, self.count = self.loss_sum + loss, self.count + 1
+        for k, v in extras.items():
+            self.extras[k] = self.extras.get(k, 0.0) + float(v)
+
+    def close(self, step: int, lrs: dict[str, float]) -> dict[str, float]:
+        """The interval's values for ``metrics.jsonl``; starts the next interval."""
+        steps = max(step - self.start_step, 1)
+        elapsed = time.perf_counter() - self.start
+        values = {
+            "loss": self.loss_sum / max(self.count, 1),
+            "lr": max(lrs.values()),
+            **{f"lr/{k}": v for k, v in lrs.items()},
+            **{f"train/{k}": v / max(self.count, 1) for k, v in self.extras.items()},
+            "it_s": (step - self.start_step) / max(elapsed, 1e-9),
+            # CPU time of this process (all threads) per step: what the step costs, however
+            # busy the machine is.
+            "cpu_s_it": (time.process_time() - self.cpu) / steps,
+        }
+        self._reset(step)
+        return values
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside (validation, checkpoints) is left out of ``it_s`` and ``cpu_s_it``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.start += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
+
+
+def eta_text(seconds: float) -> str:
+    """``HH:MM:SS`` below a day, else ``N.N days``."""
+    if seconds < 86400:
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+    return f"{seconds / 86400:.1f} days"

@@ -28,9 +28,9 @@ import copy
 import math
 import os
 import random
-import re
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,18 +41,36 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
+from afvsr.checkpoint import save_model
 from afvsr.errors import AfvsrError
 from afvsr.io_utils import atomic_path
+from afvsr.schema import ConfigError
 from afvsr.train import distributed as D
-from afvsr.train.config import config_diff, config_to_toml
-from afvsr.train.logbook import MetricsLog, close_logging, setup_logging
+from afvsr.train.config import config_diff, config_to_toml, saved_config
+from afvsr.train.logbook import (
+    IntervalStats,
+    MetricsLog,
+    close_logging,
+    eta_text,
+    setup_logging,
+)
 from afvsr.train.sampler import SeededSamples, StepBatchSampler, derive_seed, worker_init_fn
-from afvsr.train.state import read_checkpoint, restore_checkpoint, save_checkpoint
+from afvsr.train.state import (
+    CheckpointError,
+    check_meta,
+    check_tensors,
+    find_checkpoints,
+    read_checkpoint_header,
+    read_checkpoint_tensors,
+    readable_earlier_checkpoint,
+    remove_stale_checkpoint_temps,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from afvsr.train.task import ModuleGroup, Task
 from afvsr.train.tasks import TASKS
-
-CHECKPOINT_RE = re.compile(r"^step_(\d+)\.safetensors$")
 
 
 def lr_at(step: int, base_lr: float, train_cfg: dict[str, Any]) -> float:
@@ -73,7 +91,9 @@ def lr_at(step: int, base_lr: float, train_cfg: dict[str, Any]) -> float:
     return eta_min + (base_lr - eta_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def resolve_device(name: str, local_rank: int) -> torch.device:
+def training_device(name: str, local_rank: int) -> torch.device:
+    """The ``[run] device`` of this process (``"auto"``: CUDA if present; ``"cuda"`` under
+    torchrun: the process's local GPU)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -84,14 +104,6 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device
-
-
-def find_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every ``step_NNNNNNNN.safetensors`` in ``folder``, oldest first."""
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
-    return sorted(found)
 
 
 def seed_everything(seed: int) -> None:
@@ -145,47 +157,59 @@ class Trainer:
         verbose: bool = False,
     ) -> None:
         self.cfg, self.source, self.verbose = cfg, source, verbose
-        run, tcfg = cfg["run"], cfg["train"]
-        self.tcfg = tcfg
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.tcfg = cfg["train"]
+        self.started = time.time()  # temporary files older than this are from killed runs
+        self._notes: list[str] = []  # warnings found before the log exists
+        run = cfg["run"]
+        self._check_settings()
+        self.dist = D.init_distributed(
+            "cuda" if run["device"] != "cpu" and torch.cuda.is_available() else "cpu"
+        )
+        self.device = training_device(run["device"], self.dist.local_rank)
+        if run["threads"]:
+            torch.set_num_threads(run["threads"])
+        self._set_determinism(run["deterministic"])
+        self.run_dir = Path(run["out_dir"]) / run["name"]
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        try:  # everything that can fail is checked before the run folder exists
+            self._build()
+            self.resume_path = self._resume(resume)
+            self.dataset = self.task.build_train_dataset()
+        except BaseException:
+            torch.use_deterministic_algorithms(self._prev_deterministic)
+            raise
+        self._open_run_folder()
+        self.trainable: tuple[bool, ...] | None = None
+        self.wrapper: nn.Module = _TaskForward(self.task, self.model)
+        self.signal_received = 0  # the signal's number, set by the handler at any time
+        self.stop_requested = False  # a stop agreed on by all processes at a step's end
+
+    # ------------------------------------------------------------------ setup helpers
+
+    def _check_settings(self) -> None:
+        run, tcfg, world = self.cfg["run"], self.tcfg, int(os.environ.get("WORLD_SIZE", "1"))
         if tcfg["batch_size"] % world:
             raise AfvsrError(
-                f"{source}: [train] batch_size: the global batch {tcfg['batch_size']} must be "
-                f"divisible by the {world} processes"
+                f"{self.source}: [train] batch_size: the global batch {tcfg['batch_size']} must "
+                f"be divisible by the {world} processes"
             )
         if tcfg["precision"] == "fp16" and not (
             run["device"] != "cpu" and torch.cuda.is_available()
         ):
             raise AfvsrError(
-                f'{source}: [train] precision: fp16 needs CUDA; use "fp32" or "bf16" on the CPU'
+                f'{self.source}: [train] precision: fp16 needs CUDA; use "fp32" or "bf16" on '
+                "the CPU"
             )
-        for key in ("spynet_checkpoint", "backbone_checkpoint"):
-            if tcfg[key] and not Path(tcfg[key]).is_file():
-                raise AfvsrError(
-                    f"{source}: [train] {key}: no file {tcfg[key]} (train that stage first, or "
-                    f"--set train.{key}='\"\"' to start without it)"
-                )
-        self.dist = D.init_distributed(
-            "cuda" if run["device"] != "cpu" and torch.cuda.is_available() else "cpu"
-        )
-        self.device = resolve_device(run["device"], self.dist.local_rank)
-        if run["threads"]:
-            torch.set_num_threads(run["threads"])
-        self._set_determinism(run["deterministic"])
 
-        self.run_dir = Path(run["out_dir"]) / run["name"]
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.resume_path = self._resume_path(resume)
-        if self.dist.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        D.barrier(self.dist)
-        self.log = setup_logging(
-            verbose=verbose, is_main=self.dist.is_main, log_file=self.run_dir / "train.log"
-        )
-
-        seed_everything(run["seed"])
-        self.task: Task = TASKS[run["task"]](cfg)
-        self.model = self.task.build_model().to(self.device)
+    def _build(self) -> None:
+        """Task, model, parameter groups, optimizer, EMA and GradScaler, at step 0."""
+        tcfg = self.tcfg
+        seed_everything(self.cfg["run"]["seed"])
+        self.task: Task = TASKS[self.cfg["run"]["task"]](self.cfg)
+        try:
+            self.model = self.task.build_model().to(self.device)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
         self.model.train()
         self.groups = self.task.param_groups(self.model)
         check_groups(self.model, self.groups)
@@ -214,14 +238,6 @@ class Trainer:
             "value": None,
             "step": None,
         }
-        if self.resume_path is not None:
-            self._load(self.resume_path)
-        self.trainable: tuple[bool, ...] | None = None
-        self.wrapper: nn.Module = _TaskForward(self.task, self.model)
-        self.signal_received = False  # set by the signal handler, any time
-        self.stop_requested = False  # the same, agreed on by all processes at a step's end
-
-    # ------------------------------------------------------------------ setup helpers
 
     def _set_determinism(self, deterministic: bool) -> None:
         self._prev_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -234,28 +250,80 @@ class Trainer:
         else:
             torch.backends.cudnn.benchmark = True
 
-    def _resume_path(self, resume: str | bool | None) -> Path | None:
-        existing = find_checkpoints(self.ckpt_dir)
-        if isinstance(resume, str):
-            return Path(resume)
-        if resume:
-            return existing[-1][1] if existing else None
-        if existing:
-            raise AfvsrError(
-                f"run folder {self.run_dir} already has checkpoints (last: {existing[-1][1].name}); "
-                "pass --resume to continue it, or set another [run] name"
+    def _open_run_folder(self) -> None:
+        """Create the run folder, remove temporary checkpoints of killed runs, start the log."""
+        removed: list[Path] = []
+        if self.dist.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            removed = remove_stale_checkpoint_temps(self.ckpt_dir, older_than=self.started)
+        D.barrier(self.dist)
+        self.log = setup_logging(
+            verbose=self.verbose, is_main=self.dist.is_main, log_file=self.run_dir / "train.log"
+        )
+        for note in self._notes:
+            self.log.warning("%s", note)
+        if removed:
+            self.log.info(
+                "removed %d temporary file(s) left by an earlier, killed run: %s",
+                len(removed),
+                ", ".join(p.name for p in removed),
             )
+
+    # ------------------------------------------------------------------ resuming
+
+    def _resume(self, resume: str | bool | None) -> Path | None:
+        """Load the checkpoint to continue from; returns its path (None: a new run).
+
+        ``--resume`` without a path falls back to an earlier step checkpoint when the last one
+        is corrupt, saying so; ``--resume CKPT`` of a corrupt file names the earlier one.
+        """
+        existing = [p for _, p in find_checkpoints(self.ckpt_dir)]
+        if isinstance(resume, str):
+            path = Path(resume)
+            try:
+                self._load(path)
+            except CheckpointError as exc:
+                earlier = readable_earlier_checkpoint(path)
+                hint = f"; resume from the earlier checkpoint {earlier}" if earlier else ""
+                raise CheckpointError(f"{exc}{hint}") from None
+            return path
+        if not resume:
+            if existing:
+                raise AfvsrError(
+                    f"run folder {self.run_dir} already has checkpoints (last: "
+                    f"{existing[-1].name}); pass --resume to continue it, or set another "
+                    "[run] name"
+                )
+            return None
+        errors = []
+        for path in reversed(existing):
+            try:
+                self._load(path)
+            except CheckpointError as exc:
+                errors.append(str(exc))
+                continue
+            if errors:
+                self._notes.append(
+                    f"{' / '.join(errors)}; resuming from the earlier checkpoint {path} instead"
+                )
+            return path
+        if errors:
+            raise CheckpointError(f"no readable checkpoint in {self.ckpt_dir} ({errors[0]})")
         return None
 
     def _load(self, path: Path) -> None:
-        meta, tensors = read_checkpoint(path)
-        diff = config_diff(meta["config"], self.cfg)
+        """Restore the whole training state from ``path``, after checking every field and
+        tensor shape (from the header: nothing of a bad file is allocated or loaded)."""
+        meta, shapes = read_checkpoint_header(path)
+        check_meta(meta, str(path))
+        diff = config_diff(saved_config(meta["config"], f"{path} (its config)"), self.cfg)
         model_diff = [k for k in diff if k.startswith("model.")]
         if model_diff:
             raise AfvsrError(
                 f"{path}: the checkpoint's model differs from the config's ({', '.join(model_diff)})"
             )
-        self._config_diff_on_resume = diff
+        check_tensors(shapes, meta, model=self.model, ema_model=self.ema_model, source=str(path))
+        tensors = read_checkpoint_tensors(path)
         restore_checkpoint(
             meta,
             tensors,
@@ -264,13 +332,17 @@ class Trainer:
             ema_model=self.ema_model,
             source=str(path),
         )
+        self._config_diff_on_resume = diff
         self.step = int(meta["step"])
         self.best = meta["best"]
         if meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
+            try:
+                self.scaler.load_state_dict(meta["scaler"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"{path}: field 'scaler': {exc}") from None
 
     def _loader(self) -> Iterator[dict[str, Tensor]]:
-        dataset = self.task.build_train_dataset()
+        dataset = self.dataset
         tcfg, seed = self.tcfg, self.cfg["run"]["seed"]
         start_batch = self.step * tcfg["accumulate"]
         sampler = StepBatchSampler(
@@ -395,7 +467,7 @@ class Trainer:
                 extras[k] = extras.get(k, 0) + v.detach().float() / accumulate
         # One all-reduce per step carries the loss and any stop request (SIGINT/SIGTERM on any
         # process), so every process takes the same decision at the same step.
-        flag = torch.tensor(float(self.signal_received), device=self.device)
+        flag = torch.tensor(float(self.signal_received > 0), device=self.device)
         packed = torch.stack([total / accumulate, flag])
         packed = D.all_reduce_mean(packed, self.dist)
         loss_mean = packed[0]
@@ -504,8 +576,6 @@ class Trainer:
         D.barrier(self.dist)
 
     def _export(self, path: Path) -> None:
-        from afvsr.checkpoint import save_model
-
         save_model(
             self._eval_model(),
             path,
@@ -517,8 +587,6 @@ class Trainer:
     @contextlib.contextmanager
     def _stop_signals(self) -> Iterator[None]:
         """SIGINT/SIGTERM: finish the current step, save a checkpoint, exit (a second one kills)."""
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -527,7 +595,7 @@ class Trainer:
             if self.signal_received:
                 signal.signal(signum, signal.SIG_DFL)
                 raise KeyboardInterrupt
-            self.signal_received = True
+            self.signal_received = signum
             self.log.warning("signal %d: stopping after this step (again to abort)", signum)
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -538,16 +606,42 @@ class Trainer:
                 signal.signal(s, h)
 
     def run(self) -> int:
-        from tqdm import tqdm
+        """Train to ``[train] iterations``; 0 when done, 128 + N after a clean stop on signal N
+        (130 for SIGINT, 143 for SIGTERM), so ``afvsr train … && afvsr eval …`` stops there."""
+        metrics_log = self._start()
+        bar = tqdm(
+            total=self.tcfg["iterations"],
+            initial=self.step,
+            unit="it",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not (self.dist.is_main and sys.stderr.isatty()),
+        )
+        try:
+            with self._stop_signals():
+                if self._loop(bar, metrics_log):
+                    self.log.warning("stopped at step %d; continue with --resume", self.step)
+                    return 128 + (self.signal_received or signal.SIGTERM)
+            if self.dist.is_main:
+                final = self.run_dir / "model_final.safetensors"
+                self._export(final)
+                self.log.info("done: %d steps; weights in %s", self.step, final)
+            D.barrier(self.dist)
+            return 0
+        finally:
+            bar.close()
+            if metrics_log is not None:
+                metrics_log.close()
+            self.close()
 
-        cfg, tcfg, lcfg = self.cfg, self.tcfg, self.cfg["log"]
-        total, every_val = tcfg["iterations"], self.cfg["val"]["every"]
-        metrics_log = None
+    def _start(self) -> MetricsLog | None:
+        """config.toml and the metrics log (rank 0), and the run's first log lines."""
+        cfg, metrics_log = self.cfg, None
         if self.dist.is_main:
             with atomic_path(self.run_dir / "config.toml") as tmp:
                 tmp.write_text(config_to_toml(cfg), encoding="utf-8")
             metrics_log = MetricsLog(
-                self.run_dir, tensorboard=lcfg["tensorboard"], start_step=self.step
+                self.run_dir, tensorboard=cfg["log"]["tensorboard"], start_step=self.step
             )
         if self.resume_path is not None:
             self.log.info("resumed from %s at step %d", self.resume_path, self.step)
@@ -558,109 +652,74 @@ class Trainer:
                 )
         else:
             self.log.info("new run in %s", self.run_dir)
-        n_params = sum(p.numel() for p in self.model.parameters())
         self.log.info(
             "task %s, model %s (%d parameters), %d process(es) on %s, global batch %d x %d",
             self.task.name,
             cfg["model"]["name"],
-            n_params,
+            sum(p.numel() for p in self.model.parameters()),
             self.dist.world_size,
             self.device,
-            tcfg["batch_size"],
-            tcfg["accumulate"],
+            self.tcfg["batch_size"],
+            self.tcfg["accumulate"],
         )
+        return metrics_log
+
+    def _loop(self, bar, metrics_log: MetricsLog | None) -> bool:
+        """The optimizer steps up to ``iterations``; True when stopped early by a signal."""
+        total, every = self.tcfg["iterations"], self.cfg["log"]["every"]
         batches = self._loader() if self.step < total else iter(())
-        # A progress bar on a terminal; in a log file (background runs) a line per log.every.
-        interactive = sys.stderr.isatty()
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            unit="it",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            disable=not (self.dist.is_main and interactive),
+        stats = IntervalStats(self.step)
+        while self.step < total:
+            self._update_trainable()
+            lrs = self._set_lrs()
+            loss, extras = self._train_step(batches)
+            self.step += 1
+            loss_value = loss.item()
+            stats.add(loss_value, {k: v.item() for k, v in extras.items()})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{max(lrs.values()):.3g}", refresh=False)
+            if self.step % every == 0 or self.step == total:
+                self._log_interval(stats.close(self.step, lrs), lrs, metrics_log, bar.disable)
+            with stats.paused():  # it/s and cpu_s_it count training steps only
+                self._after_step(metrics_log)
+            if self.stop_requested:
+                return True
+        return False
+
+    def _log_interval(
+        self,
+        values: dict[str, float],
+        lrs: dict[str, float],
+        metrics_log: MetricsLog | None,
+        to_log: bool,
+    ) -> None:
+        """One ``metrics.jsonl`` line; a log line too where no progress bar shows."""
+        if metrics_log is not None:
+            metrics_log.scalars(self.step, values)
+        total = self.tcfg["iterations"]
+        if to_log:
+            self.log.info(
+                "step %d/%d  loss %.5g  lr %.3g  %.3f it/s  ETA %s",
+                self.step,
+                total,
+                values["loss"],
+                values["lr"],
+                values["it_s"],
+                eta_text((total - self.step) / max(values["it_s"], 1e-9)),
+            )
+        self.log.debug(
+            "step %d lrs %s", self.step, " ".join(f"{k}={v:.3g}" for k, v in lrs.items())
         )
-        loss_sum, loss_count, extras_sum = 0.0, 0, {}
-        interval_start, interval_step = time.perf_counter(), self.step
-        interval_cpu = time.process_time()
-        try:
-            with self._stop_signals():
-                while self.step < total:
-                    self._update_trainable()
-                    lrs = self._set_lrs()
-                    loss, extras = self._train_step(batches)
-                    self.step += 1
-                    loss_value = loss.item()
-                    loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
-                    for k, v in extras.items():
-                        extras_sum[k] = extras_sum.get(k, 0.0) + v.item()
-                    main_lr = max(lrs.values())
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{main_lr:.3g}", refresh=False)
-                    if self.step % lcfg["every"] == 0 or self.step == total:
-                        elapsed = time.perf_counter() - interval_start
-                        values = {
-                            "loss": loss_sum / loss_count,
-                            "lr": main_lr,
-                            **{f"lr/{k}": v for k, v in lrs.items()},
-                            **{f"train/{k}": v / loss_count for k, v in extras_sum.items()},
-                            "it_s": (self.step - interval_step) / max(elapsed, 1e-9),
-                            # CPU time of this process (all threads) per step: what the step
-                            # costs, however busy the machine is.
-                            "cpu_s_it": (time.process_time() - interval_cpu)
-                            / max(self.step - interval_step, 1),
-                        }
-                        if metrics_log is not None:
-                            metrics_log.scalars(self.step, values)
-                        if not interactive:
-                            eta = (total - self.step) / max(values["it_s"], 1e-9)
-                            self.log.info(
-                                "step %d/%d  loss %.5g  lr %.3g  %.3f it/s  ETA %s",
-                                self.step,
-                                total,
-                                values["loss"],
-                                main_lr,
-                                values["it_s"],
-                                time.strftime("%H:%M:%S", time.gmtime(eta))
-                                if eta < 86400
-                                else f"{eta / 86400:.1f} days",
-                            )
-                        self.log.debug(
-                            "step %d lrs %s",
-                            self.step,
-                            " ".join(f"{k}={v:.3g}" for k, v in lrs.items()),
-                        )
-                        loss_sum, loss_count, extras_sum = 0.0, 0, {}
-                        interval_start, interval_step = time.perf_counter(), self.step
-                        interval_cpu = time.process_time()
-                    # it/s and cpu_s_it count training steps only
-                    paused, paused_cpu = time.perf_counter(), time.process_time()
-                    if every_val and (self.step % every_val == 0 or self.step == total):
-                        self._validate(metrics_log)
-                    checkpoint_due = (
-                        lcfg["checkpoint_every"] and self.step % lcfg["checkpoint_every"] == 0
-                    )
-                    if checkpoint_due or self.step == total or self.stop_requested:
-                        self._save_step_checkpoint()
-                    if self.stop_requested:
-                        self.log.warning("stopped at step %d; continue with --resume", self.step)
-                        return 0
-                    interval_start += time.perf_counter() - paused
-                    interval_cpu += time.process_time() - paused_cpu
-            if self.dist.is_main:
-                self._export(self.run_dir / "model_final.safetensors")
-                self.log.info(
-                    "done: %d steps; weights in %s",
-                    self.step,
-                    self.run_dir / "model_final.safetensors",
-                )
-            D.barrier(self.dist)
-            return 0
-        finally:
-            bar.close()
-            if metrics_log is not None:
-                metrics_log.close()
-            self.close()
+
+    def _after_step(self, metrics_log: MetricsLog | None) -> None:
+        """Validation and checkpoints due after the step just completed."""
+        total, every_val = self.tcfg["iterations"], self.cfg["val"]["every"]
+        if every_val and (self.step % every_val == 0 or self.step == total):
+            self._validate(metrics_log)
+        every_ckpt = self.cfg["log"]["checkpoint_every"]
+        checkpoint_due = every_ckpt and self.step % every_ckpt == 0
+        if checkpoint_due or self.step == total or self.stop_requested:
+            self._save_step_checkpoint()
 
     def close(self) -> None:
         """Release the log files and restore the process-wide determinism setting."""

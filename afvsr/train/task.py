@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from afvsr.schema import Field
+
 
 @dataclass
 class ModuleGroup:
@@ -66,15 +68,19 @@ def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-12) -> Tensor:
 class Task:
     """Base class of a training task; subclasses override every method that raises here.
 
-    ``data_defaults`` / ``val_defaults`` are the schemas of the ``[data]`` and ``[val]`` config
-    sections (key → default, see ``afvsr.train.config``); ``val_defaults`` must contain
-    ``"every"``. ``best_metric`` (a key of ``ValResult.metrics``) and ``best_mode``
-    (``"max"``/``"min"``) pick the best checkpoint.
+    The task owns the schema of the config keys it reads (``afvsr.schema.Field``): all of
+    ``[data]`` (``data_fields``) and ``[val]`` (``val_fields``, which must contain ``"every"``),
+    and its own keys of ``[train]`` (``train_fields``, next to the loop's generic ones in
+    ``afvsr.train.config.TRAIN_DEFAULTS``). ``best_metric`` (a key of ``ValResult.metrics``)
+    and ``best_mode`` (``"max"``/``"min"``) pick the best checkpoint.
     """
 
     name: str = ""
-    data_defaults: dict[str, Any] = {}
-    val_defaults: dict[str, Any] = {"every": 0}
+    data_fields: dict[str, Field] = {}
+    train_fields: dict[str, Field] = {}
+    val_fields: dict[str, Field] = {"every": Field(0, ge=0, help="steps between validations")}
+    # Keys that an earlier afvsr read from another section: key -> (old section, section now).
+    moved_keys: dict[str, tuple[str, str]] = {}
     best_metric: str = ""
     best_mode: str = "max"
 
@@ -82,16 +88,14 @@ class Task:
         self.cfg = cfg
 
     @classmethod
-    def check_data(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
-        """The ``[data]`` section with defaults filled in; by default checked against
-        ``data_defaults`` (override to use a validator of the data package)."""
-        from afvsr.train.config import check_section
-
-        return check_section(values, cls.data_defaults, "data", source)
+    def data_schema(cls, model: dict[str, Any]) -> dict[str, Field]:
+        """The ``[data]`` fields for the checked ``[model]`` section (defaults may follow it)."""
+        return cls.data_fields
 
     @classmethod
-    def check_config(cls, cfg: dict[str, Any], source: str) -> None:
-        """Cross-field checks the schemas cannot express; raise AfvsrError naming key and file."""
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        """Checks between keys (each key alone is checked by its Field); raise ConfigError
+        ``[section] key: expected …, got …`` (the caller adds the file)."""
 
     def build_model(self) -> nn.Module:
         """The model on the CPU, in train mode, with any initial weights the config names."""

@@ -3,7 +3,8 @@
 Stage 1 (BasicVSR, IconVSR, or the fusion model from scratch): every top-level module of the
 model is a parameter group at ``lr``, except SPyNet, which is frozen for the first
 ``spynet_freeze_iters`` steps and then trains at ``spynet_lr_mult × lr`` (the BasicVSR recipe:
-5,000 steps, 0.125).
+5,000 steps, 0.125). ``[train] init_checkpoint`` starts every weight from a model file (or shipped
+model name) of the same family, strictly by name: continued training of a shipped model.
 
 Stage 2 of the method (``[train] backbone_checkpoint`` set, fusion model): ``spynet``,
 ``propagation`` and ``reconstruction`` are loaded from a trained BasicVSR model file, module by
@@ -18,6 +19,7 @@ frame's output is supervised) for BasicVSR/IconVSR, ``"groups"`` (``lq (b, G, W,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,59 +27,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from afvsr.checkpoint import (
+    load_backbone,
+    load_spynet,
+    load_state_dict_strict,
+    read_model_tensors,
+    resolve_model_path,
+)
+from afvsr.data.build import (
+    TRAIN_DATA_DEFAULTS,
+    build_train_dataset,
+    check_data_relations,
+    open_eval_dataset,
+)
 from afvsr.errors import AfvsrError
+from afvsr.evaluation.evaluate import evaluate
+from afvsr.imresize import imresize
+from afvsr.models import Bicubic, build_model
+from afvsr.schema import ConfigError, Field
 from afvsr.train.task import ModuleGroup, Task, ValResult, charbonnier
 
 SEQUENCE_MODELS = ("basicvsr", "iconvsr")
-BACKBONE_MODULES = ("spynet", "propagation", "reconstruction")
+VAL_METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 
-def _data_defaults() -> dict[str, Any]:
-    from afvsr.data import TRAIN_DATA_DEFAULTS
-
-    return {key: spec.default for key, spec in TRAIN_DATA_DEFAULTS.items()}
-
-
-def read_model_tensors(path: str) -> tuple[str, dict[str, Tensor]]:
-    """``(model family, tensors)`` of a model file written by ``afvsr.save_model``."""
-    from afvsr.checkpoint import read_metadata, read_tensors
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"no model file {path}")
-    try:
-        family = read_metadata(path).get("model", "")
-    except Exception as exc:  # safetensors raises several types for a non-safetensors file
-        raise AfvsrError(f"{path}: not a safetensors model file ({exc})") from None
-    return family, read_tensors(path)
-
-
-def module_tensors(tensors: dict[str, Tensor], module: str) -> dict[str, Tensor]:
-    """The state dict of submodule ``module`` of a whole-model state dict (prefix ``module.``)."""
-    prefix = module + "."
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def load_spynet(model: nn.Module, path: str) -> None:
-    """``model.spynet`` from a SPyNet model file, or from the ``spynet`` module of a VSR model file."""
-    from afvsr.checkpoint import load_state_dict_strict
-
-    family, tensors = read_model_tensors(path)
-    state = tensors if family == "spynet" else module_tensors(tensors, "spynet")
-    load_state_dict_strict(model.spynet, state, source=f"{path} (spynet)")
-
-
-def load_backbone(model: nn.Module, path: str) -> None:
-    """spynet, propagation and reconstruction of ``model`` from a BasicVSR (or fusion) model file,
-    each module strictly by name."""
-    from afvsr.checkpoint import load_state_dict_strict
-
-    family, tensors = read_model_tensors(path)
-    if family not in ("basicvsr", "fusion"):
-        raise AfvsrError(f"{path}: expected a BasicVSR model file as backbone, got {family!r}")
-    for name in BACKBONE_MODULES:
-        load_state_dict_strict(
-            getattr(model, name), module_tensors(tensors, name), source=f"{path} ({name})"
-        )
+def load_whole_model(model: nn.Module, name_or_path: str, family: str) -> None:
+    """Every weight of ``model`` from a model file (or shipped model name) of model family
+    ``family``, strictly by name: a missing, unexpected or mis-shaped tensor is an error."""
+    path = str(resolve_model_path(name_or_path))
+    found, tensors = read_model_tensors(path)
+    if found != family:
+        raise AfvsrError(f"{path}: expected a {family} model file to start from, got {found!r}")
+    load_state_dict_strict(model, tensors, source=path)
 
 
 class _Subset:
@@ -100,17 +81,35 @@ class VSRTask(Task):
     """Video super-resolution: Charbonnier (or L1/MSE) loss on the HR frames; PSNR/SSIM on clips."""
 
     name = "vsr"
-    data_defaults = _data_defaults()
-    val_defaults: dict[str, Any] = {
-        "every": 1000,  # steps between validations; 0 = never
-        "dataset": "shared:val",  # an afvsr.data.open_eval_dataset spec (name or folder)
-        "root": "",  # the dataset's folder where the spec needs one ("" = none)
-        "gt_downscale": 1,  # 2: shrink the ground truth x2 first (DAVIS)
-        "max_clips": 0,  # score only the first N clips; 0 = all
-        "max_frames": 0,  # score only the first N frames of each clip; 0 = all
-        "mode": "sequence",  # fusion model: "sequence" | "window"
-        "best": "psnr_y",  # metric that picks the best checkpoint (higher is better)
-        "num_images": 2,  # clips whose middle frame goes to TensorBoard
+    data_fields = TRAIN_DATA_DEFAULTS
+    train_fields: dict[str, Field] = {
+        "loss": Field("charbonnier", choices=("charbonnier", "l1", "mse"), help="on the HR frames"),
+        "charbonnier_eps": Field(1e-12, ge=0, help="sqrt((x - y)^2 + eps), as BasicVSR's"),
+        "spynet_freeze_iters": Field(0, ge=0, help="SPyNet frozen for the first N steps"),
+        "spynet_lr_mult": Field(1.0, ge=0, help="SPyNet's lr = spynet_lr_mult x lr"),
+        "spynet_checkpoint": Field("", help="initial SPyNet weights (SPyNet or BasicVSR file)"),
+        "backbone_checkpoint": Field(
+            "", help="stage 2: BasicVSR file -> spynet, propagation, reconstruction"
+        ),
+        "init_checkpoint": Field(
+            "", help="every weight from a model file (or shipped name) of the same family"
+        ),
+        "unfreeze_all": Field(False, help="stage 2: train the backbone too (at lr_finetune)"),
+        "lr_base": Field(0.0, ge=0, help="stage 2: the attention module's lr; 0 = lr"),
+        "lr_finetune": Field(0.0, ge=0, help="stage 2: reconstruction's lr; 0 = lr"),
+    }
+    val_fields: dict[str, Field] = {
+        "every": Field(1000, ge=0, help="steps between validations; 0 = never"),
+        "dataset": Field(
+            "shared:val", help="an afvsr.data.open_eval_dataset spec (name or folder)"
+        ),
+        "root": Field("", help='the dataset\'s folder where the spec needs one ("" = none)'),
+        "gt_downscale": Field(1, choices=(1, 2), help="2: shrink the ground truth x2 first"),
+        "max_clips": Field(0, ge=0, help="score only the first N clips; 0 = all"),
+        "max_frames": Field(0, ge=0, help="score only the first N frames of a clip; 0 = all"),
+        "mode": Field("sequence", choices=("sequence", "window"), help="fusion model only"),
+        "best": Field("psnr_y", choices=VAL_METRICS, help="picks the best checkpoint (highest)"),
+        "num_images": Field(2, ge=0, help="clips whose middle frame goes to TensorBoard"),
     }
     best_mode = "max"
 
@@ -123,67 +122,69 @@ class VSRTask(Task):
     # ------------------------------------------------------------------ config
 
     @classmethod
-    def check_data(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
-        from afvsr.data import check_train_data_config
-
-        try:
-            return check_train_data_config(values)
-        except ValueError as exc:
-            raise AfvsrError(f"{source}: [data] {exc}") from None
+    def data_schema(cls, model: dict[str, Any]) -> dict[str, Field]:
+        """``scale``, ``rates``, ``window`` and ``samples`` default from ``[model]``."""
+        follow = {"scale": model["scale"]}
+        if model["name"] == "fusion":
+            follow.update(samples="groups", rates=list(model["rates"]), window=model["window"])
+        return {
+            k: replace(f, default=follow[k]) if k in follow else f
+            for k, f in cls.data_fields.items()
+        }
 
     @classmethod
-    def check_config(cls, cfg: dict[str, Any], source: str) -> None:
-        model, data, val = cfg["model"], cfg["data"], cfg["val"]
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        model, data = cfg["model"], cfg["data"]
         name = model["name"]
         if name not in (*SEQUENCE_MODELS, "fusion"):
-            raise AfvsrError(
-                f"{source}: [model] name: the vsr task trains basicvsr, iconvsr or fusion, "
-                f"got {name!r}"
+            raise ConfigError(
+                f"[model] name: the vsr task trains basicvsr, iconvsr or fusion, got {name!r}"
             )
+        check_data_relations(data)
         if model["scale"] != data["scale"]:
-            raise AfvsrError(
-                f"{source}: [model] scale {model['scale']} and [data] scale {data['scale']} differ"
+            raise ConfigError(
+                f"[model] scale {model['scale']} and [data] scale {data['scale']} differ"
             )
         want = "groups" if name == "fusion" else "sequence"
         if data["samples"] != want:
-            raise AfvsrError(
-                f"{source}: [data] samples: model {name} trains on {want!r} samples, "
-                f"got {data['samples']!r}"
+            raise ConfigError(
+                f"[data] samples: model {name} trains on {want!r} samples, got {data['samples']!r}"
             )
         if name == "fusion" and (
             list(data["rates"]) != list(model["rates"]) or data["window"] != model["window"]
         ):
-            raise AfvsrError(
-                f"{source}: [data] rates/window {data['rates']}/{data['window']} must equal "
+            raise ConfigError(
+                f"[data] rates/window {data['rates']}/{data['window']} must equal "
                 f"[model] rates/window {model['rates']}/{model['window']}"
             )
-        if name == "fusion" and val["mode"] not in ("sequence", "window"):
-            raise AfvsrError(
-                f'{source}: [val] mode: expected "sequence" or "window", got {val["mode"]!r}'
-            )
-        if val["best"] not in ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"):
-            raise AfvsrError(
-                f"{source}: [val] best: expected psnr_rgb, ssim_rgb, psnr_y or ssim_y, "
-                f"got {val['best']!r}"
-            )
-        tcfg = cfg["train"]
+        cls._check_start_weights(name, cfg["train"])
+
+    @staticmethod
+    def _check_start_weights(name: str, tcfg: dict[str, Any]) -> None:
         if tcfg["backbone_checkpoint"] and name != "fusion":
-            raise AfvsrError(
-                f"{source}: [train] backbone_checkpoint is for stage 2 (model fusion), not {name}"
+            raise ConfigError(
+                f"[train] backbone_checkpoint is for stage 2 (model fusion), not {name}"
             )
-        if val["gt_downscale"] not in (1, 2):
-            raise AfvsrError(
-                f"{source}: [val] gt_downscale: expected 1 or 2, got {val['gt_downscale']!r}"
+        if tcfg["init_checkpoint"] and (tcfg["spynet_checkpoint"] or tcfg["backbone_checkpoint"]):
+            raise ConfigError(
+                "[train] init_checkpoint loads every weight: leave spynet_checkpoint "
+                "and backbone_checkpoint unset"
             )
 
     # ------------------------------------------------------------------ model and data
 
     def build_model(self) -> nn.Module:
-        from afvsr.models import build_model
-
         kwargs = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         model = build_model(self.cfg["model"]["name"], **kwargs)
         tcfg = self.cfg["train"]
+        for key in ("spynet_checkpoint", "backbone_checkpoint"):
+            if tcfg[key] and not Path(tcfg[key]).is_file():
+                raise AfvsrError(
+                    f"[train] {key}: no file {tcfg[key]} (train that stage first, or "
+                    f"--set train.{key}='\"\"' to start without it)"
+                )
+        if tcfg["init_checkpoint"]:
+            load_whole_model(model, tcfg["init_checkpoint"], self.cfg["model"]["name"])
         if tcfg["spynet_checkpoint"]:
             load_spynet(model, tcfg["spynet_checkpoint"])
         if tcfg["backbone_checkpoint"]:
@@ -191,9 +192,10 @@ class VSRTask(Task):
         return model.train()
 
     def build_train_dataset(self) -> torch.utils.data.Dataset:
-        from afvsr.data import build_train_dataset
-
-        return build_train_dataset(self.cfg["data"])
+        try:
+            return build_train_dataset(self.cfg["data"])
+        except (AfvsrError, ValueError) as exc:
+            raise AfvsrError(f"[data] {exc}") from None
 
     def param_groups(self, model: nn.Module) -> list[ModuleGroup]:
         tcfg = self.cfg["train"]
@@ -244,8 +246,6 @@ class VSRTask(Task):
 
     def _dataset(self):
         if self._val_data is None:
-            from afvsr.data import open_eval_dataset
-
             v = self.cfg["val"]
             ds = open_eval_dataset(
                 v["dataset"],
@@ -258,9 +258,6 @@ class VSRTask(Task):
         return self._val_data
 
     def validate(self, model: nn.Module, device: torch.device) -> ValResult:
-        from afvsr.evaluation.evaluate import evaluate
-        from afvsr.models import Bicubic
-
         v = self.cfg["val"]
         data = self._dataset()
         max_frames = v["max_frames"] or None
@@ -277,8 +274,6 @@ class VSRTask(Task):
 
     def _images(self, model, data, device, mode) -> dict[str, Tensor]:
         """[bicubic | output | ground truth] of the middle frame of the first clips."""
-        from afvsr.imresize import imresize
-
         images = {}
         for i in range(min(self.cfg["val"]["num_images"], len(data))):
             clip = data[i]

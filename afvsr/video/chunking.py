@@ -200,6 +200,7 @@ def upscale_tiled(
     tile: int,
     tile_overlap: int,
     blend: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Run ``fn`` on overlapping spatial tiles of a clip and assemble the result.
 
@@ -209,26 +210,37 @@ def upscale_tiled(
         lq: ``(t, 3, h, w)``.
         tile, tile_overlap: tile size and minimum overlap, in input pixels.
         blend: cross-fade the overlaps instead of cutting each at its middle.
+        dtype: ``torch.uint8`` assembles 8-bit frames (``round(255 * clamp(x, 0, 1))``, a
+            quarter of the memory; not with ``blend``), each tile converted as it comes.
 
     Returns:
-        ``(t', 3, scale*h, scale*w)`` float32 on the device of ``fn``'s output.
+        ``(t', 3, scale*h, scale*w)`` of ``dtype`` on the device of ``fn``'s output.
     """
+    if dtype == torch.uint8 and blend:
+        raise ValueError("expected blend=False for 8-bit assembly (crop: one tile per pixel)")
     _, _, h, w = lq.shape
     ys, xs = tile_starts(h, tile, tile_overlap), tile_starts(w, tile, tile_overlap)
     if len(ys) == 1 and len(xs) == 1:
-        return fn(lq)
+        return to_dtype(fn(lq), dtype)
     th, tw = min(tile, h), min(tile, w)
     wy = _axis_weights(ys, th, h, scale, blend)  # (len(ys), scale*th)
     wx = _axis_weights(xs, tw, w, scale, blend)  # (len(xs), scale*tw)
     out = None
     for y, weight_y in zip(ys, wy, strict=True):
         for x, weight_x in zip(xs, wx, strict=True):
-            sr = fn(lq[..., y : y + th, x : x + tw]).float()  # (t', 3, s*th, s*tw)
+            sr = to_dtype(fn(lq[..., y : y + th, x : x + tw]), dtype)  # (t', 3, s*th, s*tw)
             if out is None:
                 out = sr.new_zeros(sr.shape[0], 3, scale * h, scale * w)
-            weight = (weight_y[:, None] * weight_x[None, :]).to(sr.device)  # (s*th, s*tw)
+            weight = (weight_y[:, None] * weight_x[None, :]).to(sr.device, dtype)  # (s*th, s*tw)
             out[..., scale * y : scale * (y + th), scale * x : scale * (x + tw)] += sr * weight
     return out
+
+
+def to_dtype(sr: Tensor, dtype: torch.dtype) -> Tensor:
+    """Model output → float32, or → 8-bit ``round(255 * clamp(sr, 0, 1))`` for ``torch.uint8``."""
+    if dtype == torch.uint8:
+        return sr.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return sr.float()
 
 
 def pad_to_min_size(lq: Tensor, min_size: int) -> tuple[Tensor, int, int]:

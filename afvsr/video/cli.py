@@ -11,19 +11,32 @@ examples:
   afvsr upscale clip.mp4                      # -> clip_x4.mp4 with the default model
   afvsr upscale clip.mkv -o big.mkv --model basicvsr-small --precision bf16
   afvsr upscale frames/ -o frames_x4          # a folder of PNGs in, a folder of PNGs out
+  afvsr upscale big.mp4 --max-memory 3G       # chunks (and tiles) chosen to fit 3 GiB
+  afvsr upscale --list-models                 # shipped models: PSNR-Y, time, memory
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from afvsr.errors import AfvsrError
 from afvsr.video.upscale import DEFAULT_CHUNK, DEFAULT_OVERLAP_STEPS, DEFAULT_TILE_OVERLAP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
-        "input", metavar="INPUT", help="video file (mp4, mkv, mov, avi, webm) or folder of frames"
+        "input",
+        metavar="INPUT",
+        nargs="?",
+        help="video file (mp4, mkv, mov, avi, webm) or folder of frames",
+    )
+    parser.add_argument(
+        "--list-models",
+        action="store_true",
+        help="print each shipped model with its validation PSNR-Y, time and memory per frame, "
+        "and exit",
     )
     parser.add_argument(
         "-o",
@@ -36,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default="default",
         metavar="NAME|CKPT",
-        help="shipped model name, checkpoint file, or 'bicubic' (default: the best shipped model)",
+        help="shipped model name, checkpoint file, or 'bicubic' (default: the fastest shipped "
+        "model within 0.1 dB PSNR-Y of the best; see --list-models)",
     )
     parser.add_argument(
         "--scale", type=int, choices=(2, 3, 4), help="check that the model upscales by this factor"
@@ -44,16 +58,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default: cpu")
     parser.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "bf16", "fp16"),
-        help="model arithmetic: fp32 (default), bf16 (CPU or CUDA autocast), fp16 (CUDA)",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="model arithmetic: auto (default: bf16 where the device has it natively, i.e. CUDA "
+        "with bf16 or a CPU with AVX-512 BF16 or AMX; fp32 elsewhere), fp32, bf16 (CPU or "
+        "CUDA autocast), fp16 (CUDA)",
     )
     parser.add_argument(
         "--chunk",
         type=int,
         metavar="N",
-        help=f"frames per temporal chunk; memory grows with N + 2K "
-        f"(default: the larger of {DEFAULT_CHUNK} and 2K)",
+        help=f"frames per temporal chunk; memory grows with N + 2K (default: the longest "
+        f"that fits --max-memory, at most the larger of {DEFAULT_CHUNK} and 4K)",
+    )
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget, e.g. 3G or 1500M; chunk length and tiles are chosen to fit it "
+        "(default: the smaller of 4G and half the memory available at start)",
     )
     parser.add_argument(
         "--overlap",
@@ -67,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tile",
         type=int,
         metavar="T",
-        help="process frames in T x T input-pixel tiles (default: whole frames); for large frames",
+        help="process frames in T x T input-pixel tiles (default: whole frames, or the largest "
+        "tiles that fit --max-memory)",
     )
     parser.add_argument(
         "--tile-overlap",
@@ -89,13 +112,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("torch", "onnxruntime"),
         help="torch (default) or onnxruntime (--model is then an .onnx file from 'afvsr export')",
     )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output file, or a folder holding only PNG frames",
+    )
+    parser.add_argument(
+        "--ignore-errors",
+        action="store_true",
+        help="a damaged video (decode errors, fewer frames than declared): write the frames "
+        "that decode and warn, instead of failing",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from afvsr.video.upscale import summary_line, upscale_video
 
+    if args.list_models:
+        from afvsr.checkpoint import available_models
+        from afvsr.shipped import model_table
+
+        print(model_table(available_models()[:-1]))
+        return 0
+    if args.input is None:
+        raise AfvsrError("the following arguments are required: INPUT")
     summary = upscale_video(
         args.input,
         args.output,
@@ -112,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=args.quiet,
         backend=args.backend,
+        ignore_errors=args.ignore_errors,
+        max_memory=args.max_memory,
     )
+    if summary["damage"]:
+        print(f"afvsr: warning: {summary['input']}: {summary['damage']}", file=sys.stderr)
     print(summary_line(summary))
     return 0

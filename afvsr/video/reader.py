@@ -6,10 +6,16 @@ do). Only the current frame is held: memory does not depend on the length of the
 
 Audio and subtitle packets met while demuxing are handed, unchanged, to a callback (the writer
 remuxes them), so the input is read exactly once.
+
+A damaged video is an error, not a short output: a decode error, or a stream that ends before
+the frame count or the video duration its container declares, raises a one-line AfvsrError
+naming the frame reached and what was expected. With ``ignore_errors`` the frames that decode
+are kept and :attr:`VideoReader.damage` says what was lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -106,10 +112,16 @@ class VideoReader:
 
     The first frame is decoded when the reader opens, so an empty or undecodable input fails
     before any output is created, and the rotation and colour tags are known up front.
+
+    ``ignore_errors``: skip packets that fail to decode and accept a stream shorter than
+    declared; ``damage`` then describes the loss in one line (None: nothing lost).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, ignore_errors: bool = False) -> None:
         self.path = Path(path)
+        self.ignore_errors = ignore_errors
+        self.damage: str | None = None
+        self._decode_errors = 0
         if not self.path.exists():
             raise FileNotFoundError(f"input not found: {self.path}")
         self.stamps: deque[FrameStamp] = deque()  # frames yielded and not yet popped
@@ -264,17 +276,80 @@ class VideoReader:
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Demux every stream once; decode video, forward audio/subtitle packets."""
         video = self._video
-        try:
-            for packet in self._container.demux([video, *self._copied]):
+        packets = self._container.demux([video, *self._copied])
+        while True:
+            try:
+                packet = next(packets, None)
+                if packet is None:
+                    return
                 if packet.stream.index != video.index:
                     if packet.size:  # skip the empty flush packets demux ends with
                         self._forward(packet)
                     continue
-                yield from packet.decode()
-        except av.error.FFmpegError as exc:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                self._decode_errors += 1
+                if not self.ignore_errors:
+                    raise AfvsrError(
+                        f"{self.path}: the video stream cannot be decoded at frame "
+                        f"{self.num_decoded}{self._expected_text()} ({exc}); --ignore-errors "
+                        "keeps the frames that decode"
+                    ) from exc
+                continue  # a damaged packet: skip it, the decoder resynchronises
+            yield from frames
+
+    def _declared(self) -> tuple[int | None, float | None]:
+        """``(frames, seconds)`` the container declares for the video stream (None: unknown)."""
+        stream, container = self._video, self._container
+        # Only durations the file states for the video stream itself: FFmpeg fills in estimates
+        # (from the longest stream, or the bit rate) where a container has none.
+        seconds = None
+        if "DURATION" in stream.metadata:  # Matroska/WebM per-stream tag, "HH:MM:SS.nnnnnnnnn"
+            with contextlib.suppress(ValueError):
+                h, m, sec = stream.metadata["DURATION"].split(":")
+                seconds = int(h) * 3600 + int(m) * 60 + float(sec)
+        elif "mov" in container.format.name.split(",") and stream.duration is not None:
+            seconds = float(stream.duration * stream.time_base)  # MP4/MOV: the track's header
+        elif len(container.streams) == 1 and container.duration is not None:
+            seconds = container.duration / av.time_base
+        return (stream.frames or None), seconds
+
+    def _expected_text(self) -> str:
+        frames, seconds = self._declared()
+        if frames:
+            return f" of {frames}"
+        info = getattr(self, "info", None)  # None while the first frame is decoded
+        if seconds and info is not None:
+            return f" of about {round(seconds * info.fps)}"
+        return ""
+
+    def _check_complete(self, end_pts: int | None) -> None:
+        """After the last frame: compare what was decoded with what the container declares."""
+        frames, seconds = self._declared()
+        tb, fps = self.info.time_base, self.info.fps
+        # Where the last frame ends: the declared duration may count from 0 (Matroska's tag is
+        # the end time) or from the first frame (MP4): take the more lenient reading.
+        start = float((self._video.start_time or 0) * tb)
+        end = 0.0 if end_pts is None else float(end_pts * tb)
+        reached = max(end, end - start)
+        problem = None
+        if frames and self.num_decoded < frames:
+            problem = f"the video stream ends at frame {self.num_decoded} of the {frames} declared"
+        elif seconds and reached < seconds - 1.5 / float(fps):  # more than a frame is missing
+            problem = (
+                f"the video stream ends at frame {self.num_decoded} ({reached:.2f} s), but the "
+                f"container declares {seconds:.2f} s (about {round(seconds * fps)} frames)"
+            )
+        elif self._decode_errors:
+            problem = f"{self._decode_errors} packet(s) of the video stream could not be decoded"
+        if problem is None:
+            return
+        if not self.ignore_errors:
             raise AfvsrError(
-                f"{self.path}: the video stream cannot be read at frame {self.num_decoded} ({exc})"
-            ) from exc
+                f"{self.path}: {problem}; the file is damaged (--ignore-errors keeps the frames "
+                "that decode)"
+            )
+        self.damage = f"{problem}; kept the {self.num_decoded} frames that decode"
 
     def _forward(self, packet: av.Packet) -> None:
         if self.on_packet is None:
@@ -287,7 +362,7 @@ class VideoReader:
 
     def _video_frames(self) -> Iterator[Tensor]:
         default_step = max(1, round(1 / (self.info.fps * self.info.time_base)))
-        frame, last_pts = self._first, None
+        frame, last_pts, end_pts = self._first, None, None
         while frame is not None:
             if frame.width != self.info.width or frame.height != self.info.height:
                 raise AfvsrError(
@@ -299,11 +374,13 @@ class VideoReader:
             if pts is None:  # no timestamp from the container: continue at the frame rate
                 pts = last_pts + default_step if last_pts is not None else 0
             last_pts = pts
+            end_pts = pts + (frame.duration or default_step)
             rgb = self._to_rgb(frame)
             self.stamps.append(FrameStamp(self.num_decoded, int(pts), int(frame.duration or 0)))
             self.num_decoded += 1
             yield to_tensor(rgb)
             frame = next(self._frame_iter, None)
+        self._check_complete(end_pts)
         if self._pending and self.on_packet is not None:  # audio after the last video packet
             for early in self._pending:
                 self.on_packet(early)

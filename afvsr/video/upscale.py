@@ -15,24 +15,40 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
-from afvsr.inference import autocast_context, prepare_for_inference, resolve_device
-from afvsr.memory import return_large_frees_to_os
-from afvsr.video.chunking import pad_to_min_size, temporal_chunks, upscale_tiled
+from afvsr.inference import (
+    autocast_context,
+    check_precision,
+    prepare_for_inference,
+    resolve_device,
+    resolve_precision,
+)
+from afvsr.memory import peak_rss, reset_peak_rss, return_large_frees_to_os
+from afvsr.video.budget import (
+    MIN_CHUNK,
+    current_rss,
+    format_size,
+    memory_budget,
+    memory_model,
+    plan_chunks,
+)
+from afvsr.video.chunking import pad_to_min_size, temporal_chunks, to_dtype, upscale_tiled
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
 
 # Chunk defaults (see README.md, "Streaming", and benchmarks/bench_chunk_overlap.py): a chunk sees
 # DEFAULT_OVERLAP_STEPS propagation steps of context on each side. A recurrent step moves one
 # frame in BasicVSR/IconVSR, but ``r`` frames in the fusion model's rate-``r`` stream, so the
-# overlap in frames is the steps times the model's largest rate. A chunk is at least
-# DEFAULT_CHUNK frames and twice the overlap (so context costs at most 2x the work).
-DEFAULT_CHUNK = 30
+# overlap in frames is the steps times the model's largest rate. The chunk length comes from the
+# memory budget (afvsr.video.budget); DEFAULT_CHUNK frames and twice the overlap is the chunk
+# where no budget applies (the onnxruntime backend's fallback, the export's default frames).
+DEFAULT_CHUNK = MIN_CHUNK
 DEFAULT_OVERLAP_STEPS = 10
 DEFAULT_TILE_OVERLAP = 16
 MIN_SIZE = 16  # smaller frames are edge-padded before the model, the output cropped back
@@ -55,13 +71,13 @@ def resolve_model(
 
     ``scale`` (if given) must match the model's; only the parameter-free ``bicubic`` adapts.
     """
-    from afvsr.checkpoint import default_model_name, load_model
+    from afvsr.checkpoint import default_model_name, load_upscaler
 
     if isinstance(model, nn.Module):
         net, label = model, type(model).__name__
     else:
         label = default_model_name() if str(model) == "default" else str(model)
-        net = load_model(label, map_location=device, scale=scale or 4)
+        net = load_upscaler(label, map_location=device, scale=scale or 4)
     if not isinstance(getattr(net, "scale", None), int):
         raise ValueError(
             f"expected a model with an integer attribute 'scale', got {type(net).__name__}"
@@ -140,8 +156,10 @@ def upscale_frames(
     tile: int | None,
     tile_overlap: int,
     amp: contextlib.AbstractContextManager,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Upscale a chunk ``lq (t, 3, h, w)`` and return its kept frames ``(k, 3, s*h, s*w)`` in [0, 1]."""
+    """Upscale a chunk ``lq (t, 3, h, w)`` and return its kept frames ``(k, 3, s*h, s*w)``:
+    float32 in [0, 1], or with ``dtype=torch.uint8`` 8-bit (tiles converted as they come)."""
     lq, h, w = pad_to_min_size(lq, MIN_SIZE)
 
     def run(x: Tensor) -> Tensor:  # (t, 3, th, tw) -> (k, 3, s*th, s*tw)
@@ -154,23 +172,189 @@ def upscale_frames(
         return sr.float()
 
     if tile:
-        sr = upscale_tiled(run, lq, scale=scale, tile=tile, tile_overlap=tile_overlap)
+        sr = upscale_tiled(run, lq, scale=scale, tile=tile, tile_overlap=tile_overlap, dtype=dtype)
     else:
-        sr = run(lq)
-    return sr[..., : scale * h, : scale * w].clamp_(0, 1)
+        sr = to_dtype(run(lq), dtype)
+    sr = sr[..., : scale * h, : scale * w]
+    return sr if dtype == torch.uint8 else sr.clamp_(0, 1)
 
 
 def to_uint8(frame: Tensor):
-    """``(3, h, w)`` float in [0, 1] -> ``(h, w, 3)`` uint8 numpy array."""
-    return frame.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
+    """``(3, h, w)`` float in [0, 1] (or already 8-bit) -> ``(h, w, 3)`` uint8 numpy array."""
+    if frame.dtype != torch.uint8:
+        frame = frame.mul(255).round_().to(torch.uint8)
+    return frame.permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 def _progress_bar(total: int | None, quiet: bool):
+    """Frames done of the whole video's total (container frame count, or duration x rate), with
+    frames/s and the ETA averaged over the whole run (``smoothing=0``), not over the last chunk."""
     from tqdm import tqdm
 
     return tqdm(
-        total=total, unit="frame", file=sys.stderr, disable=quiet, dynamic_ncols=True, smoothing=0.1
+        total=total, unit="frame", file=sys.stderr, disable=quiet, dynamic_ncols=True, smoothing=0
     )
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a run is cut: ``chunk`` output frames with ``overlap`` context frames each side,
+    ``tile`` (None: whole frames) overlapping by ``tile_overlap``; ``budget`` and ``estimate``
+    (bytes, None for the onnxruntime backend) the memory budget and the planned peak."""
+
+    chunk: int
+    overlap: int
+    tile: int | None
+    tile_overlap: int
+    budget: int | None = None
+    estimate: int | None = None
+
+    def summary(self) -> dict:
+        """The summary's chunk, overlap, tile, max_memory and memory_estimate."""
+        return {
+            "chunk": self.chunk,
+            "overlap": self.overlap,
+            "tile": self.tile,
+            "max_memory": self.budget,
+            "memory_estimate": self.estimate,
+        }
+
+
+def output_format(reader: VideoReader, *, scale: int, codec: str, crf: int) -> dict:
+    """The writer's arguments: the input's size times ``scale``, its timing, rotation, colour
+    and the streams copied unchanged."""
+    info = reader.info
+    return dict(
+        width=scale * info.width,
+        height=scale * info.height,
+        fps=info.fps,
+        time_base=info.time_base,
+        codec=codec,
+        crf=crf,
+        rotation=info.rotation,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+        copy_streams=reader.copied_streams,
+        color_primaries=info.color_primaries,
+        color_trc=info.color_trc,
+    )
+
+
+def plan_split(
+    net: nn.Module,
+    width: int,
+    height: int,
+    *,
+    backend: str,
+    chunk: int | None,
+    overlap: int | None,
+    tile: int | None,
+    tile_overlap: int,
+    budget: int,
+) -> Split:
+    """The chunk and tiles for ``width x height`` frames: from the memory budget (torch), or
+    what the exported graph's fixed frame count allows (onnxruntime)."""
+    if backend == "onnxruntime":
+        overlap, chunk = onnx_chunking(net, overlap, chunk)
+        return Split(chunk, overlap, tile, tile_overlap)
+    overlap = default_overlap(net) if overlap is None else overlap
+    plan = plan_chunks(
+        memory_model(net),
+        width=width,
+        height=height,
+        scale=net.scale,
+        overlap=overlap,
+        budget=budget,
+        base=current_rss(),
+        chunk=chunk,
+        tile=tile,
+        tile_overlap=tile_overlap,
+    )
+    return Split(plan.chunk, overlap, plan.tile, tile_overlap, budget, plan.estimate)
+
+
+def load_for_upscale(
+    model: str | os.PathLike | nn.Module,
+    scale: int | None,
+    dev: torch.device,
+    precision: str,
+    backend: str,
+) -> tuple[nn.Module, str, str]:
+    """The model ready to run, its label, and the precision that will run ("auto" resolved)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
+    if backend == "onnxruntime" and precision == "auto":
+        precision = "fp32"  # the exported graph is fp32
+    check_precision(precision, dev)
+    precision = resolve_precision(precision, dev)
+    if backend == "onnxruntime":
+        if precision != "fp32":
+            raise AfvsrError(
+                "--backend onnxruntime runs the exported fp32 graph: use --precision fp32"
+            )
+        net, label = resolve_onnx_model(model, scale, dev)
+        return net, label, precision
+    net, label = resolve_model(model, scale, dev)
+    return prepare_for_inference(net, device=dev, precision=precision), label, precision
+
+
+def check_split_args(
+    chunk: int | None, overlap: int | None, tile: int | None, tile_overlap: int
+) -> None:
+    if (chunk is not None and chunk < 1) or (overlap is not None and overlap < 0):
+        raise ValueError(
+            f"expected chunk >= 1 and overlap >= 0, got chunk={chunk}, overlap={overlap}"
+        )
+    if tile is not None and (tile < 1 or not 0 <= tile_overlap < tile):
+        raise ValueError(
+            f"expected tile >= 1 and 0 <= tile_overlap < tile, got tile={tile}, "
+            f"tile_overlap={tile_overlap}"
+        )
+
+
+def run_chunks(
+    reader: VideoReader,
+    writer,
+    net: nn.Module,
+    split: Split,
+    *,
+    dev: torch.device,
+    amp: contextlib.AbstractContextManager,
+    folder_out: bool,
+    bar,
+    progress: Callable[[int, int | None], None] | None,
+) -> tuple[int, int, list[int]]:
+    """Upscale every chunk of ``reader`` and write its kept frames to ``writer``, in order.
+
+    Returns (frames written, chunks run, stream indices where a chunk ended at a scene cut).
+    """
+    call, total = model_call(net), reader.info.num_frames
+    done, chunks, cuts = 0, 0, []
+    parts = temporal_chunks(reader.frames(), chunk=split.chunk, overlap=split.overlap)
+    for part in parts:
+        sr = upscale_frames(
+            call,
+            part.lq.to(dev),
+            part.keep,
+            scale=net.scale,
+            tile=split.tile,
+            tile_overlap=split.tile_overlap,
+            amp=amp,
+            dtype=torch.uint8,
+        )  # (k, 3, s*h, s*w) uint8
+        if part.at_cut:
+            cuts.append(part.stop)
+        del part  # the chunk's frames are not needed while writing
+        for frame in sr:
+            stamp = reader.stamps.popleft()  # frames come out in input order
+            if folder_out:
+                writer.write(to_uint8(frame), name=stamp.name)
+            else:
+                writer.write(to_uint8(frame), stamp.pts, stamp.duration)
+        done, chunks = done + len(sr), chunks + 1
+        bar.update(len(sr))
+        if progress is not None:
+            progress(done, total)
+    return done, chunks, cuts
 
 
 def upscale_video(
@@ -180,7 +364,7 @@ def upscale_video(
     model: str | os.PathLike | nn.Module = "default",
     scale: int | None = None,
     device: str | torch.device = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     chunk: int | None = None,
     overlap: int | None = None,
     tile: int | None = None,
@@ -191,6 +375,8 @@ def upscale_video(
     quiet: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
     backend: str = "torch",
+    ignore_errors: bool = False,
+    max_memory: int | str | None = None,
 ) -> dict:
     """Upscale a video file or a folder of frames, streaming; return a summary dict.
 
@@ -202,108 +388,72 @@ def upscale_video(
             checkpoint path, or an ``nn.Module`` mapping ``(b, t, 3, h, w)`` to
             ``(b, t, 3, s*h, s*w)`` with an integer ``scale`` attribute.
         scale: expected upscaling factor; an error if the model's differs (bicubic adapts).
-        device: ``"cpu"`` or ``"cuda"``. precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
+        device: ``"cpu"`` or ``"cuda"``. precision: ``"auto"`` (bf16 where the device has it
+            natively: CUDA with bf16, CPUs with AVX-512 BF16 or AMX; else fp32), ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (CUDA); the summary's ``precision`` says which ran.
         chunk, overlap: frames per temporal chunk and context frames on each side of it.
             Default (None): overlap 10 recurrent steps (10 frames for BasicVSR, 10 x the largest
-            rate for the fusion model, 0 for bicubic), chunk max(30, 2 x overlap).
-        tile, tile_overlap: spatial tile size and overlap in input pixels (None: whole frames).
+            rate for the fusion model, 0 for bicubic); chunk the longest that fits
+            ``max_memory``, up to max(30, 4 x overlap) (``afvsr.video.budget``).
+        tile, tile_overlap: spatial tile size and overlap in input pixels (None: whole frames,
+            unless not even a chunk as long as its overlap fits ``max_memory``).
+        max_memory: the memory budget, bytes or a size such as ``"3G"`` (default: the smaller
+            of 4 GiB and half the memory available at start); chunk and tiles are chosen to fit
+            it, and an explicit ``chunk``/``tile`` that cannot is an error saying what would.
         codec, crf: video encoder and quality (lower crf = better, larger).
         force: overwrite an existing output. quiet: no progress bar on stderr.
         progress: called as ``progress(frames_done, total_or_None)`` after each chunk.
         backend: ``"torch"`` or ``"onnxruntime"`` (``model`` is then a file from ``afvsr export``).
+        ignore_errors: a damaged video (decode errors, or fewer frames than its container
+            declares) is upscaled as far as it decodes instead of being an error; the summary's
+            ``damage`` then says what was lost.
 
     Returns:
         A dict: input, output, model, scale, frames, input_size, output_size, fps, duration,
         audio_streams, subtitle_streams, seconds, frames_per_second, chunk, overlap, chunks
         (how many were run), cuts (frame indices where a chunk boundary was moved to a scene
-        cut), padded (odd output size padded by one pixel for the codec).
+        cut), padded (odd output size padded by one pixel for the codec), damage (None, or
+        what a damaged input lost with ``ignore_errors``), precision (the one that ran), tile,
+        max_memory and memory_estimate (bytes; None for onnxruntime), peak_memory (bytes:
+        the process's peak resident memory during the run, None where unknown).
 
     The output is written to a temporary file and renamed when complete: on any error or
     Ctrl-C nothing is left behind, and the input is only ever read. On Linux with glibc it sets
     the process's mmap threshold to 1 MiB (``afvsr.memory``), so that memory stays flat over
     long videos.
     """
-    if (chunk is not None and chunk < 1) or (overlap is not None and overlap < 0):
-        raise ValueError(
-            f"expected chunk >= 1 and overlap >= 0, got chunk={chunk}, overlap={overlap}"
-        )
-    if tile is not None and (tile < 1 or not 0 <= tile_overlap < tile):
-        raise ValueError(
-            f"expected tile >= 1 and 0 <= tile_overlap < tile, got tile={tile}, "
-            f"tile_overlap={tile_overlap}"
-        )
+    check_split_args(chunk, overlap, tile, tile_overlap)
+    budget = memory_budget(max_memory)
     started = time.perf_counter()
     return_large_frees_to_os()  # chunk after chunk, freed frame tensors go back to the OS
+    reset_peak_rss()
     input_path = Path(input)
     if not input_path.exists():
         raise FileNotFoundError(f"input not found: {input_path}")
     dev = resolve_device(device)
+    net, model_label, precision = load_for_upscale(model, scale, dev, precision, backend)
     amp = autocast_context(dev, precision)
-    if backend not in BACKENDS:
-        raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
-    if backend == "onnxruntime":
-        if precision != "fp32":
-            raise AfvsrError(
-                "--backend onnxruntime runs the exported fp32 graph: use --precision fp32"
-            )
-        net, model_label = resolve_onnx_model(model, scale, dev)
-        overlap, chunk = onnx_chunking(net, overlap, chunk)
-    else:
-        net, model_label = resolve_model(model, scale, dev)
-        net = prepare_for_inference(net, device=dev, precision=precision)
-        overlap = default_overlap(net) if overlap is None else overlap
-        chunk = default_chunk(overlap) if chunk is None else chunk
     s = net.scale
     output_path = Path(output) if output is not None else default_output(input_path, s)
-    if output_path.resolve() == input_path.resolve():
-        raise AfvsrError(f"output {output_path} is the input; choose another output path")
-    check_output(output_path, force=force)
-    call = model_call(net)
+    model_file = None if isinstance(model, nn.Module) else model
+    check_output(output_path, force=force, inputs=[input_path, model_file])
 
-    with VideoReader(input_path) as reader:
+    with VideoReader(input_path, ignore_errors=ignore_errors) as reader:
         info = reader.info
+        split = plan_split(
+            net, info.width, info.height, backend=backend, chunk=chunk, overlap=overlap,
+            tile=tile, tile_overlap=tile_overlap, budget=budget,
+        )  # fmt: skip
         folder_out = is_folder_output(output_path)
-        video_kwargs = dict(
-            width=s * info.width,
-            height=s * info.height,
-            fps=info.fps,
-            time_base=info.time_base,
-            codec=codec,
-            crf=crf,
-            rotation=info.rotation,
-            sample_aspect_ratio=info.sample_aspect_ratio,
-            copy_streams=reader.copied_streams,
-            color_primaries=info.color_primaries,
-            color_trc=info.color_trc,
-        )
-        done, chunks, cuts = 0, 0, []
+        video_kwargs = output_format(reader, scale=s, codec=codec, crf=crf)
         with open_output(output_path, **video_kwargs) as writer, torch.inference_mode():
             reader.on_packet = writer.copy_packet
             bar = _progress_bar(info.num_frames, quiet)
             try:
-                for part in temporal_chunks(reader.frames(), chunk=chunk, overlap=overlap):
-                    sr = upscale_frames(
-                        call,
-                        part.lq.to(dev),
-                        part.keep,
-                        scale=s,
-                        tile=tile,
-                        tile_overlap=tile_overlap,
-                        amp=amp,
-                    )  # (k, 3, s*h, s*w)
-                    for frame in sr:
-                        stamp = reader.stamps.popleft()  # frames come out in input order
-                        if folder_out:
-                            writer.write(to_uint8(frame), name=stamp.name)
-                        else:
-                            writer.write(to_uint8(frame), stamp.pts, stamp.duration)
-                    done += len(sr)
-                    chunks += 1
-                    if part.at_cut:
-                        cuts.append(part.stop)
-                    bar.update(len(sr))
-                    if progress is not None:
-                        progress(done, info.num_frames)
+                done, chunks, cuts = run_chunks(
+                    reader, writer, net, split, dev=dev, amp=amp, folder_out=folder_out,
+                    bar=bar, progress=progress,
+                )  # fmt: skip
             finally:
                 bar.close()
             padded = None if folder_out else writer.pad
@@ -313,6 +463,7 @@ def upscale_video(
         "input": str(input_path),
         "output": str(output_path),
         "model": model_label,
+        "precision": precision,
         "scale": s,
         "frames": done,
         "input_size": (info.width, info.height),
@@ -323,11 +474,12 @@ def upscale_video(
         "subtitle_streams": 0 if folder_out else info.subtitle_streams,
         "seconds": seconds,
         "frames_per_second": done / seconds if seconds > 0 else 0.0,
-        "chunk": chunk,
-        "overlap": overlap,
+        **split.summary(),
+        "peak_memory": peak_rss(),
         "chunks": chunks,
         "cuts": cuts,
         "padded": bool(padded and any(padded)),
+        "damage": reader.damage,
     }
 
 
@@ -341,8 +493,13 @@ def summary_line(summary: dict) -> str:
         streams.append(f"{summary['subtitle_streams']} subtitle")
     kept = f", kept {' + '.join(streams)} stream(s)" if streams else ""
     padded = " (padded by 1 px to an even size)" if summary["padded"] else ""
+    split = f"chunk {summary['chunk']}" + (f", tile {summary['tile']}" if summary["tile"] else "")
+    if summary.get("peak_memory") is not None:
+        split += f", peak memory {format_size(summary['peak_memory'])}"
+        if summary.get("max_memory"):
+            split += f" of {format_size(summary['max_memory'])}"
     return (
         f"wrote {summary['output']}: {summary['frames']} frames {w}x{h}{padded}, "
-        f"x{summary['scale']} with {summary['model']}{kept}, in {summary['seconds']:.1f} s "
-        f"({summary['frames_per_second']:.2f} frames/s)"
+        f"x{summary['scale']} with {summary['model']} ({summary['precision']}){kept}, "
+        f"in {summary['seconds']:.1f} s ({summary['frames_per_second']:.2f} frames/s; {split})"
     )

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from afvsr.errors import AfvsrError
-from afvsr.io_utils import atomic_path
+from afvsr.io_utils import atomic_path, remove_stale_temps, temp_affixes, umask_mode
 
 # AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic codes (they coincide here).
 BT709, UNSPECIFIED, SMPTE170M, BT2020 = 1, 2, 6, 9
@@ -226,39 +226,37 @@ def is_folder_output(path: Path) -> bool:
     return path.is_dir() or path.suffix == ""
 
 
-def check_output(path: Path, *, force: bool) -> None:
-    """Fail early (before any work) if ``path`` cannot be written."""
+def check_output(
+    path: Path, *, force: bool, inputs: list[str | os.PathLike | None] | tuple = ()
+) -> None:
+    """Fail early (before any work) if ``path`` cannot be written, or would lose data: it is,
+    holds or lies inside one of ``inputs``, or it exists (without ``force``), or it is a folder
+    holding anything but PNG frames (see :func:`afvsr.outputs.check_outputs`)."""
+    from afvsr.outputs import FILE, FRAMES, Output, check_outputs
+
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {folder}")
-    if path.exists() and not force:
-        raise FileExistsError(f"output exists: {path} (use --force to overwrite)")
-    if path.exists() and path.is_dir() != is_folder_output(path):
-        kind = "a folder" if path.is_dir() else "a file"
-        raise AfvsrError(f"output {path} is {kind}; will not replace it with the other kind")
-
-
-def _umask_mode(mode: int) -> int:
-    """``mode`` filtered by the process umask: what ``open``/``mkdir`` would have created.
-
-    Temporary files and folders are created private (0600/0700); the finished output gets the
-    permissions a plain write would have given it.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
+    kind = FRAMES if is_folder_output(path) else FILE
+    check_outputs([Output(path=path, label="output", kind=kind)], inputs, force=force)
 
 
 @contextlib.contextmanager
 def atomic_folder(path: Path) -> Iterator[Path]:
-    """Like ``atomic_path`` for a folder: fill a temporary sibling, then move it into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    """Like ``atomic_path`` for a folder: fill a temporary sibling, then move it into place.
+
+    Temporary folders ``.<name>.<random>.tmp`` (and ``.old``, the replaced folder on its way out)
+    left by a killed earlier run are removed first."""
+    prefix, _ = temp_affixes(path.parent, path.name, ".tmp")
+    for suffix in (".tmp", ".old"):
+        remove_stale_temps(path.parent, prefix, suffix)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        tmp.chmod(_umask_mode(0o777))
+        tmp.chmod(umask_mode(0o777))
         if path.exists():  # --force: move the old folder aside first, delete it after
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=path.parent))
+            os.replace(path, old / "old")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -292,4 +290,4 @@ def open_output(
             writer.abort()
             raise
         writer.close()
-        tmp.chmod(_umask_mode(0o666))
+        tmp.chmod(umask_mode(0o666))

@@ -1,0 +1,230 @@
+"""The memory budget of ``afvsr upscale``: what a chunk costs, and the chunk and tiles that fit.
+
+A run's peak memory is the process at start (Python, torch, the model), plus what one temporal
+chunk holds while the model runs on it. That part is estimated from the model's structure
+(:func:`memory_model`): per LR pixel, bytes held for every frame of the chunk (its context
+included: the frame, flows, the recurrent features kept for the other direction), bytes for every
+output frame (the float32 result and its 8-bit copy), and the largest working set of one frame
+(the reconstruction's high-resolution features, the flow network's batch). The chunk length is
+the largest that fits (up to :data:`MAX_CHUNK_CONTEXTS` times the overlap); when not even a chunk
+as long as its overlap fits whole frames, the frames are cut into the largest square tiles that
+fit. Splitting never changes the model or its numbers beyond the documented chunk/tile overlap
+effect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+from afvsr.errors import AfvsrError
+
+GIB = 1 << 30
+MIB = 1 << 20
+DEFAULT_BUDGET_CAP = 4 * GIB
+MIN_CHUNK = 30  # a chunk is at least this long when the budget allows (the old fixed default)
+MAX_CHUNK_CONTEXTS = 4  # ... and at most max(MIN_CHUNK, 4 x overlap): context then costs <= 50%
+TILE_SIZES = (512, 384, 320, 256, 192, 160, 128, 96, 64, 48, 32)  # tried largest first
+SPYNET_MAX_PIXELS = 1 << 19  # SPyNet runs at most this many padded pixels per call
+SPYNET_BYTES = 520  # per pixel of a SPyNet call: pyramids and its 8-32-64-32-16 channel convs
+RECON_MAX_PIXELS = 1 << 20  # HR pixels per reconstruction call (models.common.reconstruct_frames)
+ENCODER_FRAMES = 48  # output frames an encoder holds (x264: 40 look-ahead + B-frames + threads)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"3G"``, ``"512M"``, ``"2.5GiB"``, ``"1500MB"`` or plain bytes → bytes (powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text).lower())
+    if not m or float(m.group(1)) <= 0:
+        raise AfvsrError(f"expected a memory size such as 3G, 512M or 2.5GiB, got {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def format_size(n: float) -> str:
+    """Bytes → ``"3.0 GiB"`` or ``"512 MiB"``."""
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
+
+
+def default_budget() -> int:
+    """The smaller of 4 GiB and half the memory available now (psutil)."""
+    import psutil
+
+    return int(min(DEFAULT_BUDGET_CAP, psutil.virtual_memory().available // 2))
+
+
+def memory_budget(max_memory: int | str | None) -> int:
+    """``--max-memory``: bytes, a size string (:func:`parse_size`), or None for the default."""
+    if max_memory is None:
+        return default_budget()
+    size = parse_size(max_memory) if isinstance(max_memory, str) else int(max_memory)
+    if size <= 0:
+        raise AfvsrError(f"expected a positive --max-memory, got {max_memory!r}")
+    return size
+
+
+def current_rss() -> int:
+    """Resident memory of this process now, in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """A model's memory per LR pixel (bytes): ``per_frame`` for each frame of a chunk (context
+    included), ``per_output`` for each output frame, ``per_pixel`` for one frame's working set;
+    ``hr_per_pixel`` per HR pixel of a reconstruction batch, ``flow`` whether it runs SPyNet."""
+
+    per_frame: float
+    per_output: float
+    per_pixel: float
+    hr_per_pixel: float = 0.0
+    flow: bool = False
+
+
+def memory_model(net: nn.Module) -> MemoryModel:
+    """The memory model of a model, from its structure (class, channels, rates, scale)."""
+    from afvsr.models import AttentionFusionVSR, BasicVSR, Bicubic, IconVSR
+
+    s2 = net.scale**2
+    out = 3 * s2 * 4 + 3 * s2  # the float32 output and its 8-bit copy
+    flows = 2 * 2 * 4 + 2 * 3 * 4 * 2  # both directions' flows; the frame pairs fed to SPyNet
+    if isinstance(net, Bicubic):
+        return MemoryModel(per_frame=0, per_output=out, per_pixel=3 * s2 * 4)
+    c = getattr(getattr(net, "propagation", None), "mid_channels", 64)
+    hr = 2 * c * 4  # reconstruction: two feature maps of c channels at HR size
+    if isinstance(net, AttentionFusionVSR):
+        rates = len(set(net.rates))
+        groups, heads = len(net.rates), net.num_heads
+        attention = 6 * groups * heads * c * 4  # projections, scores, weights, dense blocks
+        return MemoryModel(
+            per_frame=rates * (c * 4 + flows),
+            per_output=out,
+            per_pixel=attention + hr * s2,  # one frame at a time
+            flow=True,
+        )
+    if isinstance(net, IconVSR):
+        refill = (2 * net.temporal_padding + 1) * 3 * 4 + 12 * c * 4  # per keyframe
+        return MemoryModel(
+            per_frame=3 * c * 4 + flows + refill / net.keyframe_stride,
+            per_output=out,
+            per_pixel=12 * c * 4 * (2 * net.temporal_padding + 1),  # the extractor's window
+            hr_per_pixel=hr,
+            flow=True,
+        )
+    if isinstance(net, BasicVSR):
+        return MemoryModel(
+            per_frame=c * 4 + flows, per_output=out, per_pixel=0, hr_per_pixel=hr, flow=True
+        )
+    # Any other module: assume a BasicVSR-like model of 64 channels, whole frames at HR size.
+    return MemoryModel(
+        per_frame=2 * 64 * 4 + flows, per_output=out, per_pixel=hr * s2, hr_per_pixel=hr, flow=True
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a run is split: ``chunk`` output frames per chunk, ``tile`` (None: whole frames),
+    and the estimated peak (``estimate``, bytes) against ``budget``."""
+
+    chunk: int
+    tile: int | None
+    estimate: int
+    budget: int
+
+
+def chunk_memory(
+    mm: MemoryModel,
+    *,
+    width: int,
+    height: int,
+    scale: int,
+    chunk: int,
+    overlap: int,
+    tile: int | None,
+    tile_overlap: int,
+) -> int:
+    """Estimated bytes one chunk needs beyond the process at start (frames ``width x height``)."""
+    full = width * height
+    th, tw = (height, width) if tile is None else (min(tile, height), min(tile, width))
+    a = th * tw  # pixels the model sees per call
+    longest = chunk + chunk // 4  # a boundary may move to a scene cut up to chunk // 4 later
+    frames = longest + 2 * overlap
+    stream = 2 * 3 * 4 * full * (frames + chunk // 4)  # decoded frames ahead + the chunk's stack
+    held = a * (mm.per_frame * frames + mm.per_output * longest + mm.per_pixel)
+    recon = mm.hr_per_pixel * max(scale * scale * a, RECON_MAX_PIXELS)
+    padded = (th + 31) // 32 * 32 * ((tw + 31) // 32 * 32)
+    spynet = (
+        SPYNET_BYTES * max(min(2 * frames * padded, SPYNET_MAX_PIXELS), padded) if mm.flow else 0
+    )
+    assembled = 3 * scale * scale * full * longest  # the 8-bit output frames of the chunk
+    encoder = ENCODER_FRAMES * 3 // 2 * scale * scale * full  # YUV 4:2:0 frames held by x264
+    return int(stream + held + recon + spynet + assembled + encoder)
+
+
+def plan_chunks(
+    mm: MemoryModel,
+    *,
+    width: int,
+    height: int,
+    scale: int,
+    overlap: int,
+    budget: int,
+    base: int,
+    chunk: int | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 16,
+) -> Plan:
+    """The chunk (and tiles, if needed) that fit ``budget`` bytes, ``base`` bytes being in use.
+
+    ``chunk``/``tile`` given: kept (the other is chosen); an AfvsrError saying what would fit if
+    they cannot. Chunk at most ``max(MIN_CHUNK, MAX_CHUNK_CONTEXTS * overlap)``; whole frames
+    when a chunk at least ``max(1, overlap)`` long fits them, else the largest tile that does.
+    """
+    size = dict(width=width, height=height, scale=scale, overlap=overlap, tile_overlap=tile_overlap)
+    free = budget - base
+
+    def cost(c: int, t: int | None) -> int:
+        return chunk_memory(mm, chunk=c, tile=t, **size)
+
+    def longest_chunk(t: int | None) -> int:  # 0 if not even one frame fits
+        top = max(MIN_CHUNK, MAX_CHUNK_CONTEXTS * overlap) if chunk is None else chunk
+        lo, hi = 0, top
+        while lo < hi:  # the largest c in [0, top] with cost(c) <= free (cost grows with c)
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cost(mid, t) <= free else (lo, mid - 1)
+        return lo
+
+    if tile is not None:
+        tiles = [tile]
+    else:
+        tiles = [None] + [t for t in TILE_SIZES if t < max(width, height) and t > tile_overlap]
+    least = max(1, overlap) if chunk is None else chunk
+    for t in tiles:
+        c = longest_chunk(t)
+        if c >= least or (t == tiles[-1] and c >= 1 and chunk is None):
+            return Plan(chunk=c, tile=t, estimate=base + cost(c, t), budget=budget)
+    raise AfvsrError(what_fits(mm, size, budget, base, chunk, tile))
+
+
+def what_fits(mm: MemoryModel, size: dict, budget: int, base: int, chunk, tile) -> str:
+    """The error for a budget that the asked chunk/tile (or anything) cannot fit."""
+    asked = (
+        " ".join(f"--{k} {v}" for k, v in (("chunk", chunk), ("tile", tile)) if v is not None)
+        or "a chunk of 1 frame in the smallest tile"
+    )
+    need = base + chunk_memory(mm, chunk=chunk or 1, tile=tile or TILE_SIZES[-1], **size)
+    hint = ""
+    if chunk is not None or tile is not None:
+        try:
+            other = plan_chunks(mm, budget=budget, base=base, **size)
+            hint = f"; --chunk {other.chunk}" + (f" --tile {other.tile}" if other.tile else "")
+            hint += " fits"
+        except AfvsrError:
+            pass
+    return (
+        f"{asked} needs about {format_size(need)}, over the --max-memory budget of "
+        f"{format_size(budget)} ({format_size(base)} already in use){hint or '; raise --max-memory'}"
+    )
