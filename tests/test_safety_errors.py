@@ -158,7 +158,7 @@ def test_unknown_device_is_one_line(tmp_path, capsys, device):
     "argv, message",
     [
         (["upscale", "in.mkv", "--crf", "best"], "argument --crf: invalid int value: 'best'"),
-        (["upscale"], "the following arguments are required: INPUT"),
+        (["export", "m.safetensors"], "the following arguments are required: --onnx"),
         (["upscale", "in.mkv", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
         (["figures"], "the following arguments are required: FIGURE"),
         (["figures", "curves", "--dpi", "x", "log"], "argument --dpi: invalid int value: 'x'"),

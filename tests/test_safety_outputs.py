@@ -212,3 +212,11 @@ def test_check_outputs_accepts_afvsrs_own_frames_only():
         (flat / "sub").mkdir()
         with pytest.raises(AfvsrError, match="holds 'sub'"):
             check_outputs([Output(path=flat, kind=FRAMES)], [], force=True)
+
+
+def test_eval_out_as_a_hard_link_to_a_ground_truth_frame(tmp_path, capsys):
+    data = make_sequences(tmp_path / "gt")
+    frame = data / "clip0" / "00000001.png"
+    os.link(frame, tmp_path / "r.json")
+    argv = ["eval", "--model", "bicubic", "--data", data, "--out", tmp_path / "r.json", "--force"]
+    refused(capsys, tmp_path, argv, f"is the input {frame} (a hard link)", inputs=[data])

@@ -179,7 +179,7 @@ class VSRTask(Task):
         tcfg = self.cfg["train"]
         for key in ("spynet_checkpoint", "backbone_checkpoint"):
             if tcfg[key] and not Path(tcfg[key]).is_file():
-                raise AfvsrError(
+                raise ConfigError(
                     f"[train] {key}: no file {tcfg[key]} (train that stage first, or "
                     f"--set train.{key}='\"\"' to start without it)"
                 )

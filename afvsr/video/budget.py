@@ -26,11 +26,16 @@ MIB = 1 << 20
 DEFAULT_BUDGET_CAP = 4 * GIB
 MIN_CHUNK = 30  # a chunk is at least this long when the budget allows (the old fixed default)
 MAX_CHUNK_CONTEXTS = 4  # ... and at most max(MIN_CHUNK, 4 x overlap): context then costs <= 50%
-TILE_SIZES = (512, 384, 320, 256, 192, 160, 128, 96, 64, 48, 32)  # tried largest first
+TILE_SIZES = (512, 448, 384, 320, 256, 224, 192, 160, 128, 96, 64)  # candidates
 SPYNET_MAX_PIXELS = 1 << 19  # SPyNet runs at most this many padded pixels per call
 SPYNET_BYTES = 520  # per pixel of a SPyNet call: pyramids and its 8-32-64-32-16 channel convs
 RECON_MAX_PIXELS = 1 << 20  # HR pixels per reconstruction call (models.common.reconstruct_frames)
-ENCODER_FRAMES = 48  # output frames an encoder holds (x264: 40 look-ahead + B-frames + threads)
+# Bytes per output pixel libx264 holds, by look-ahead (measured at 2560x1088, crf 18, 2 cores:
+# 481 MiB with its default 40 frames, 229 MiB with 10, 172 MiB with none). A run whose encoder
+# would take over a quarter of the budget gets the first shorter look-ahead that does not, or
+# none (the same crf quality target; a somewhat larger file).
+ENCODER_BYTES = 185
+ENCODER_LEVELS = ((None, ENCODER_BYTES), ({"rc-lookahead": "10"}, 90), ({"rc-lookahead": "0"}, 65))
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}
 
 
@@ -133,6 +138,7 @@ class Plan:
     tile: int | None
     estimate: int
     budget: int
+    encoder_options: dict | None = None
 
 
 def chunk_memory(
@@ -145,6 +151,7 @@ def chunk_memory(
     overlap: int,
     tile: int | None,
     tile_overlap: int,
+    encoder_bytes: int = ENCODER_BYTES,
 ) -> int:
     """Estimated bytes one chunk needs beyond the process at start (frames ``width x height``)."""
     full = width * height
@@ -152,15 +159,15 @@ def chunk_memory(
     a = th * tw  # pixels the model sees per call
     longest = chunk + chunk // 4  # a boundary may move to a scene cut up to chunk // 4 later
     frames = longest + 2 * overlap
-    stream = 2 * 3 * 4 * full * (frames + chunk // 4)  # decoded frames ahead + the chunk's stack
-    held = a * (mm.per_frame * frames + mm.per_output * longest + mm.per_pixel)
+    stream = 2 * 3 * 2 * full * (frames + chunk // 4)  # uint16 frames ahead + the chunk's stack
+    held = a * ((mm.per_frame + 12) * frames + mm.per_output * longest + mm.per_pixel)
     recon = mm.hr_per_pixel * max(scale * scale * a, RECON_MAX_PIXELS)
     padded = (th + 31) // 32 * 32 * ((tw + 31) // 32 * 32)
     spynet = (
         SPYNET_BYTES * max(min(2 * frames * padded, SPYNET_MAX_PIXELS), padded) if mm.flow else 0
     )
     assembled = 3 * scale * scale * full * longest  # the 8-bit output frames of the chunk
-    encoder = ENCODER_FRAMES * 3 // 2 * scale * scale * full  # YUV 4:2:0 frames held by x264
+    encoder = encoder_bytes * scale * scale * full
     return int(stream + held + recon + spynet + assembled + encoder)
 
 
@@ -179,20 +186,26 @@ def plan_chunks(
 ) -> Plan:
     """The chunk (and tiles, if needed) that fit ``budget`` bytes, ``base`` bytes being in use.
 
-    ``chunk``/``tile`` given: kept (the other is chosen); an AfvsrError saying what would fit if
-    they cannot. Chunk at most ``max(MIN_CHUNK, MAX_CHUNK_CONTEXTS * overlap)``; whole frames
-    when a chunk at least ``max(1, overlap)`` long fits them, else the largest tile that does.
+    Among whole frames and the tile sizes of :data:`TILE_SIZES`, the choice that fits and costs
+    the least work: frames computed per output frame, ``(chunk + 2*overlap) / chunk`` times the
+    tiles' pixels over the frame's. The chunk is at most ``max(MIN_CHUNK, MAX_CHUNK_CONTEXTS *
+    overlap)``. ``chunk``/``tile`` given: kept (the other is chosen); an AfvsrError saying what
+    would fit if they cannot.
     """
     size = dict(width=width, height=height, scale=scale, overlap=overlap, tile_overlap=tile_overlap)
+    out_pixels = scale * scale * width * height
+    encoder_options, enc = next(
+        (level for level in ENCODER_LEVELS if level[1] * out_pixels <= budget // 4),
+        ENCODER_LEVELS[-1],
+    )
     free = budget - base
 
     def cost(c: int, t: int | None) -> int:
-        return chunk_memory(mm, chunk=c, tile=t, **size)
+        return chunk_memory(mm, chunk=c, tile=t, encoder_bytes=enc, **size)
 
     def longest_chunk(t: int | None) -> int:  # 0 if not even one frame fits
-        top = max(MIN_CHUNK, MAX_CHUNK_CONTEXTS * overlap) if chunk is None else chunk
-        lo, hi = 0, top
-        while lo < hi:  # the largest c in [0, top] with cost(c) <= free (cost grows with c)
+        lo, hi = 0, max(MIN_CHUNK, MAX_CHUNK_CONTEXTS * overlap) if chunk is None else chunk
+        while lo < hi:  # the largest c in [0, hi] with cost(c) <= free (cost grows with c)
             mid = (lo + hi + 1) // 2
             lo, hi = (mid, hi) if cost(mid, t) <= free else (lo, mid - 1)
         return lo
@@ -200,13 +213,32 @@ def plan_chunks(
     if tile is not None:
         tiles = [tile]
     else:
-        tiles = [None] + [t for t in TILE_SIZES if t < max(width, height) and t > tile_overlap]
-    least = max(1, overlap) if chunk is None else chunk
+        tiles = [None] + [t for t in TILE_SIZES if t < max(width, height) and t > 2 * tile_overlap]
+    best = None
     for t in tiles:
         c = longest_chunk(t)
-        if c >= least or (t == tiles[-1] and c >= 1 and chunk is None):
-            return Plan(chunk=c, tile=t, estimate=base + cost(c, t), budget=budget)
-    raise AfvsrError(what_fits(mm, size, budget, base, chunk, tile))
+        if c < 1 or (chunk is not None and c < chunk):
+            continue
+        work = (c + 2 * overlap) / c * tile_work(width, height, t, tile_overlap)
+        if best is None or work < best[0]:
+            best = (work, c, t)
+    if best is None:
+        raise AfvsrError(what_fits(mm, size, budget, base, chunk, tile))
+    _, c, t = best
+    return Plan(chunk=c, tile=t, estimate=base + cost(c, t), budget=budget,
+                encoder_options=encoder_options)  # fmt: skip
+
+
+def tile_work(width: int, height: int, tile: int | None, tile_overlap: int) -> float:
+    """Pixels the model computes over the frame's pixels (1 for whole frames)."""
+    from afvsr.video.chunking import tile_starts
+
+    if tile is None:
+        return 1.0
+    th, tw = min(tile, height), min(tile, width)
+    ny = len(tile_starts(height, tile, tile_overlap))
+    nx = len(tile_starts(width, tile, tile_overlap))
+    return ny * th * nx * tw / (height * width)
 
 
 def what_fits(mm: MemoryModel, size: dict, budget: int, base: int, chunk, tile) -> str:
@@ -215,7 +247,13 @@ def what_fits(mm: MemoryModel, size: dict, budget: int, base: int, chunk, tile) 
         " ".join(f"--{k} {v}" for k, v in (("chunk", chunk), ("tile", tile)) if v is not None)
         or "a chunk of 1 frame in the smallest tile"
     )
-    need = base + chunk_memory(mm, chunk=chunk or 1, tile=tile or TILE_SIZES[-1], **size)
+    need = base + chunk_memory(
+        mm,
+        chunk=chunk or 1,
+        tile=tile or TILE_SIZES[-1],
+        encoder_bytes=ENCODER_LEVELS[-1][1],
+        **size,
+    )
     hint = ""
     if chunk is not None or tile is not None:
         try:

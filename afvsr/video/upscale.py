@@ -38,7 +38,14 @@ from afvsr.video.budget import (
     memory_model,
     plan_chunks,
 )
-from afvsr.video.chunking import pad_to_min_size, temporal_chunks, to_dtype, upscale_tiled
+from afvsr.video.chunking import (
+    from_uint16,
+    pad_to_min_size,
+    temporal_chunks,
+    to_dtype,
+    to_uint16,
+    upscale_tiled,
+)
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
 
@@ -159,10 +166,15 @@ def upscale_frames(
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Upscale a chunk ``lq (t, 3, h, w)`` and return its kept frames ``(k, 3, s*h, s*w)``:
-    float32 in [0, 1], or with ``dtype=torch.uint8`` 8-bit (tiles converted as they come)."""
+    float32 in [0, 1], or with ``dtype=torch.uint8`` 8-bit (tiles converted as they come).
+    ``lq`` is float in [0, 1] or uint16 from :func:`~afvsr.video.chunking.to_uint16` (converted
+    a tile at a time)."""
+    if min(lq.shape[-2:]) < MIN_SIZE:
+        lq = from_uint16(lq)
     lq, h, w = pad_to_min_size(lq, MIN_SIZE)
 
     def run(x: Tensor) -> Tensor:  # (t, 3, th, tw) -> (k, 3, s*th, s*tw)
+        x = from_uint16(x)
         with amp:
             sr = call(x[None], keep)[0]
         k = len(range(x.shape[0])[keep])
@@ -208,6 +220,7 @@ class Split:
     tile_overlap: int
     budget: int | None = None
     estimate: int | None = None
+    encoder_options: dict | None = None  # a shorter encoder look-ahead, when the budget needs it
 
     def summary(self) -> dict:
         """The summary's chunk, overlap, tile, max_memory and memory_estimate."""
@@ -217,6 +230,7 @@ class Split:
             "tile": self.tile,
             "max_memory": self.budget,
             "memory_estimate": self.estimate,
+            "encoder_options": self.encoder_options,
         }
 
 
@@ -269,7 +283,9 @@ def plan_split(
         tile=tile,
         tile_overlap=tile_overlap,
     )
-    return Split(plan.chunk, overlap, plan.tile, tile_overlap, budget, plan.estimate)
+    return Split(
+        plan.chunk, overlap, plan.tile, tile_overlap, budget, plan.estimate, plan.encoder_options
+    )
 
 
 def load_for_upscale(
@@ -329,7 +345,9 @@ def run_chunks(
     """
     call, total = model_call(net), reader.info.num_frames
     done, chunks, cuts = 0, 0, []
-    parts = temporal_chunks(reader.frames(), chunk=split.chunk, overlap=split.overlap)
+    parts = temporal_chunks(
+        reader.frames(), chunk=split.chunk, overlap=split.overlap, store=to_uint16
+    )  # frames held as uint16: exact, half the memory
     for part in parts:
         sr = upscale_frames(
             call,
@@ -446,6 +464,8 @@ def upscale_video(
         )  # fmt: skip
         folder_out = is_folder_output(output_path)
         video_kwargs = output_format(reader, scale=s, codec=codec, crf=crf)
+        if split.encoder_options and codec == "libx264":
+            video_kwargs["encoder_options"] = split.encoder_options
         with open_output(output_path, **video_kwargs) as writer, torch.inference_mode():
             reader.on_packet = writer.copy_packet
             bar = _progress_bar(info.num_frames, quiet)

@@ -44,6 +44,7 @@ class VideoWriter:
         fps: nominal frame rate (written as the stream rate; timestamps decide playback).
         time_base: the unit of the ``pts`` passed to :meth:`write`.
         codec, crf: encoder name and constant rate factor (for x264/x265/VP9/AV1 encoders).
+        encoder_options: extra encoder options (FFmpeg names, e.g. ``{"rc-lookahead": "10"}``).
         rotation: display rotation in degrees, counter-clockwise (0 = none).
         copy_streams: input audio/subtitle streams; their packets go through :meth:`copy_packet`.
         color_primaries, color_trc: the input's tags (2 = unspecified: use the standard's).
@@ -64,6 +65,7 @@ class VideoWriter:
         copy_streams: list | tuple = (),
         color_primaries: int = UNSPECIFIED,
         color_trc: int = UNSPECIFIED,
+        encoder_options: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         try:
@@ -94,6 +96,8 @@ class VideoWriter:
             cc.time_base = time_base
             if codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"):
                 cc.options = {"crf": str(crf), **({"b": "0"} if codec == "libvpx-vp9" else {})}
+            if encoder_options:  # e.g. a shorter x264 look-ahead to fit a memory budget
+                cc.options = {**cc.options, **encoder_options}
             if sample_aspect_ratio is not None:
                 cc.sample_aspect_ratio = sample_aspect_ratio
             if self.is_yuv:
