@@ -138,6 +138,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the report (JSON) here")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    torch.manual_seed(0)  # BasicSR's own initialisation draws from the global generator
     with tempfile.TemporaryDirectory() as tmp:
         stage(args.basicsr, Path(tmp))
         results = run(Path(tmp))
