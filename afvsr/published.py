@@ -149,7 +149,7 @@ def _edvr_sizes(state: dict[str, Tensor], prefix: str, mid: int, *, source: str)
     fusion = _first(
         state, f"{prefix}fusion.feat_fusion.weight", f"{prefix}fusion.feat_fusion.conv.weight"
     )
-    if fusion is None or fusion.ndim != 4 or fusion.shape[1] % mid != 0:
+    if mid < 1 or fusion is None or fusion.ndim != 4 or fusion.shape[1] % mid != 0:
         raise AfvsrError(f"{source}: cannot read the EDVR extractor's TSA fusion conv")
     return {"num_frames": fusion.shape[1] // mid}
 
@@ -179,13 +179,12 @@ def infer_kwargs(family: str, state: dict[str, Tensor], *, source: str) -> dict:
         "num_blocks": _count(state, r"backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight"),
         "scale": 4,
     }
+    kwargs["upsample_mode"] = "bilinear"  # both projects' residual base
     if family == "iconvsr":
         frames = _edvr_sizes(state, "edvr.", mid, source=source)["num_frames"]
         kwargs["keyframe_stride"] = DEFAULT_KEYFRAME_STRIDE
         kwargs["temporal_padding"] = (frames - 1) // 2
-    kwargs["upsample_mode"] = "bilinear"
-    if family == "iconvsr":
-        kwargs["boundary"] = "reference"
+        kwargs["boundary"] = "reference"  # their clip-end windows and spatial padding
     return kwargs
 
 
@@ -223,9 +222,11 @@ def to_afvsr(
     """Published names → afvsr names, checking every tensor's shape against the model ``kwargs``
     describe (built on the meta device, nothing allocated). Returns ``(layout, tensors,
     ignored)``; errors name the first missing, mis-shaped or unexpected tensor."""
-    expected = {
-        k: tuple(v.shape) for k, v in build(family, kwargs, device="meta").state_dict().items()
-    }
+    try:
+        model = build(family, kwargs, device="meta")
+    except (ValueError, TypeError) as exc:
+        raise AfvsrError(f"{source}: its tensors describe no valid {family}: {exc}") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     maps = {lay: {published_name(family, k, lay): k for k in expected} for lay in LAYOUTS}
     layout = max(LAYOUTS, key=lambda lay: len(maps[lay].keys() & state.keys()))
     names = maps[layout]

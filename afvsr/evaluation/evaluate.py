@@ -36,9 +36,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from afvsr import windows
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import METRIC_NAMES, frame_metrics, mean_metric
-from afvsr.frame_groups import mirror_index
 from afvsr.inference import autocast_context, check_precision, resolve_precision
 from afvsr.io_utils import atomic_path
 
@@ -61,15 +61,10 @@ CSV_COLUMNS = (
 
 
 def window_indices(t: int, num_frames: int, window: int) -> list[int]:
-    """The ``window`` frame indices centred on reference frame ``t``, mirrored at the clip's ends.
-
-    For example ``window_indices(0, 10, 5) == [2, 1, 0, 1, 2]``: near the ends the window keeps its
-    length and its centre, and sees the frames on the inner side twice. This is the fusion
-    model's rule for its groups (``afvsr.models.fusion_vsr.mirror_index``), so windowed BasicVSR
-    and the method see the same frames.
-    """
-    half = window // 2
-    return [mirror_index(t + k, num_frames) for k in range(-half, half + 1)]
+    """The ``window`` frame indices centred on reference frame ``t``, mirrored at the clip's ends
+    (``afvsr.windows.window_indices``, the fusion model's rule for its groups, so windowed
+    BasicVSR and the method see the same frames): ``window_indices(0, 10, 5) == [2, 1, 0, 1, 2]``."""
+    return windows.window_indices(t, num_frames, window)
 
 
 def accepts_mode(model: nn.Module) -> bool:

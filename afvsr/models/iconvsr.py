@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from afvsr.frame_groups import mirror_index
 from afvsr.models.basicvsr import compute_flows
 from afvsr.models.common import (
     Reconstruction,
@@ -33,6 +32,7 @@ from afvsr.models.common import (
 )
 from afvsr.models.edvr import EDVRFeatureExtractor
 from afvsr.models.spynet import SPyNet
+from afvsr.windows import window_indices
 
 DEFORM_GROUPS = 8  # the extractor's PCD, as in EDVR-M and IconVSR
 BOUNDARIES = ("mirror", "reference")
@@ -194,8 +194,7 @@ class IconVSR(nn.Module):
                 reference_window(key, num_frames, p) for key in self.keyframe_indices(num_frames)
             ]
         return [
-            [mirror_index(key + d, num_frames) for d in range(-p, p + 1)]
-            for key in self.keyframe_indices(num_frames)
+            window_indices(key, num_frames, 2 * p + 1) for key in self.keyframe_indices(num_frames)
         ]
 
     def refill_features(self, lq: Tensor, *, max_pixels: int = 1 << 19) -> dict[int, Tensor]:

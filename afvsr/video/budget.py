@@ -107,7 +107,7 @@ def memory_model(net: nn.Module) -> MemoryModel:
         return MemoryModel(
             per_frame=rates * (c * 4 + flows),
             per_output=out,
-            per_pixel=attention + hr * s2,  # one frame at a time
+            per_pixel=max(attention, hr * s2),  # one frame at a time: attention, then HR
             flow=True,
         )
     if isinstance(net, IconVSR):
@@ -160,15 +160,18 @@ def chunk_memory(
     longest = chunk + chunk // 4  # a boundary may move to a scene cut up to chunk // 4 later
     frames = longest + 2 * overlap
     stream = 2 * 3 * 2 * full * (frames + chunk // 4)  # uint16 frames ahead + the chunk's stack
-    held = a * ((mm.per_frame + 12) * frames + mm.per_output * longest + mm.per_pixel)
-    recon = mm.hr_per_pixel * max(scale * scale * a, RECON_MAX_PIXELS)
+    held = a * ((mm.per_frame + 12) * frames + mm.per_output * longest)
+    # Working sets that come and go one after the other (flows, then features, then
+    # reconstruction): the largest counts, not their sum.
     padded = (th + 31) // 32 * 32 * ((tw + 31) // 32 * 32)
     spynet = (
         SPYNET_BYTES * max(min(2 * frames * padded, SPYNET_MAX_PIXELS), padded) if mm.flow else 0
     )
+    recon = mm.hr_per_pixel * max(scale * scale * a, RECON_MAX_PIXELS)
+    transient = max(spynet, recon, a * mm.per_pixel)
     assembled = 3 * scale * scale * full * longest  # the 8-bit output frames of the chunk
     encoder = encoder_bytes * scale * scale * full
-    return int(stream + held + recon + spynet + assembled + encoder)
+    return int(stream + held + transient + assembled + encoder)
 
 
 def plan_chunks(

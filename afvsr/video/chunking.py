@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from afvsr.windows import span_starts
+
 # Scene-cut score above which a frame pair counts as a cut. Measured on DAVIS-2016 (LR frames,
 # every 2nd frame, so twice the real motion): within-shot pairs score at most 0.19 (99th
 # percentile 0.15); pairs across two different sequences score 0.25 or more for 95%.
@@ -156,14 +158,10 @@ def temporal_chunks(
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of the fewest tiles of size ``tile`` covering ``[0, length)`` with neighbours
-    overlapping by at least ``overlap``, spread evenly (every tile is full-size if length >= tile).
-    """
+    overlapping by at least ``overlap``, spread evenly (``afvsr.windows.span_starts``)."""
     if tile <= overlap:
         raise ValueError(f"expected tile > tile_overlap, got tile={tile}, tile_overlap={overlap}")
-    if length <= tile:
-        return [0]
-    n = 1 + -(-(length - tile) // (tile - overlap))  # ceil: spacing <= tile - overlap
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    return span_starts(length, tile, overlap)
 
 
 def _axis_weights(starts: list[int], size: int, length: int, scale: int, blend: bool) -> Tensor:

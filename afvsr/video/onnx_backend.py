@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
-from afvsr.frame_groups import mirror_index
 from afvsr.models.common import check_lq
+from afvsr.windows import mirror_index, owned_ranges, span_starts
 
 METADATA_PREFIX = "afvsr."
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,11 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def window_starts(t: int, n: int) -> list[int]:
     """Starts of the fewest N-frame windows covering ``t > n`` frames, neighbours overlapping
-    by at least ``n // 4`` frames, spread evenly."""
-    min_overlap = n // 4
-    stride = max(1, n - min_overlap)
-    count = -(-(t - n) // stride) + 1
-    return [round(k * (t - n) / (count - 1)) for k in range(count)]
+    by at least ``n // 4`` frames, spread evenly (``afvsr.windows.span_starts``)."""
+    return span_starts(t, n, n // 4)
 
 
 class OnnxModel(nn.Module):
@@ -129,15 +126,11 @@ class OnnxModel(nn.Module):
             self._warned_long = True
         starts = window_starts(t, n)
         out = None
-        for k, s in enumerate(starts):
+        for s, (lo, hi) in zip(starts, owned_ranges(starts, n, t), strict=True):
             sr = self.run_chunk(np.ascontiguousarray(clip[s : s + n])[None])[0]  # (n, 3, sh, sw)
             if out is None:
                 out = np.empty((t, *sr.shape[1:]), dtype=sr.dtype)
-            # Frames owned by window k: from the middle of its overlap with window k-1 to the
-            # middle of its overlap with window k+1.
-            lo = 0 if k == 0 else (s + starts[k - 1] + n) // 2
-            hi = t if k == len(starts) - 1 else (starts[k + 1] + s + n) // 2
-            out[lo:hi] = sr[lo - s : hi - s]
+            out[lo:hi] = sr[lo - s : hi - s]  # the frames this window owns
         return out
 
     def forward(self, lq: Tensor) -> Tensor:
