@@ -39,9 +39,9 @@ weights: $(STAMP)
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
 	$(SHIP) $(RUNS)/basicvsr_cpu/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
-	  $(BIN)/afvsr train -c configs/cpu/fusion_$$m.toml --resume --set run.out_dir=$(RUNS) \
+	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
 	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors && \
-	  $(SHIP) $(RUNS)/fusion_$${m}_cpu/model_best.safetensors afvsr/weights/fusion-$$m-small.safetensors \
+	  $(SHIP) $(RUNS)/afvsr_$${m}_cpu/model_best.safetensors afvsr/weights/afvsr-$$m-small.safetensors \
 	  || exit 1; done
 	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
@@ -50,7 +50,7 @@ weights: $(STAMP)
 # docs/results.md: every shipped model and bicubic on the validation split of ../shared/data
 # (the first 10 frames of each of its 20 clips), then the table and the figures.
 RESULTS ?= results/validation
-EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu
+EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu --force
 results: $(STAMP)
 	mkdir -p $(RESULTS) docs/figures
 	$(EVAL) --model bicubic --out $(RESULTS)/bicubic.json
@@ -58,14 +58,14 @@ results: $(STAMP)
 	for w in 5 7 11; do $(EVAL) --model basicvsr-small --window $$w --out $(RESULTS)/basicvsr_w$$w.json || exit 1; done
 	$(EVAL) --model iconvsr-small --out $(RESULTS)/iconvsr.json
 	$(EVAL) --model iconvsr-small --window 5 --out $(RESULTS)/iconvsr_w5.json
-	$(EVAL) --model fusion-single-small --out $(RESULTS)/fusion_single.json
-	$(EVAL) --model fusion-multihead-small --out $(RESULTS)/fusion_multihead.json
-	$(EVAL) --model fusion-rates135-small --out $(RESULTS)/fusion_rates135.json
+	$(EVAL) --model afvsr-single-small --out $(RESULTS)/fusion_single.json
+	$(EVAL) --model afvsr-multihead-small --out $(RESULTS)/fusion_multihead.json
+	$(EVAL) --model afvsr-rates135-small --out $(RESULTS)/fusion_rates135.json
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table_y.csv
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel rgb --out $(RESULTS)/table_rgb.csv
-	$(BIN)/afvsr figures attention --model fusion-single-small --data shared:val --gt-downscale 2 \
+	$(BIN)/afvsr figures attention --model afvsr-single-small --data shared:val --gt-downscale 2 \
 	  --clip basketballpass --device cpu --out docs/figures/attention.png
-	$(BIN)/afvsr figures compare --models bicubic basicvsr-small fusion-single-small \
+	$(BIN)/afvsr figures compare --models bicubic basicvsr-small afvsr-single-small \
 	  --data shared:val --gt-downscale 2 --clip basketballpass --device cpu --out docs/figures/compare.png
 
 clean:

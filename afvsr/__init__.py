@@ -1,8 +1,17 @@
 """afvsr: video super-resolution with attention-based fusion of frame-rate groups."""
 
-from afvsr.checkpoint import load_model, save_model
+from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # load_model/save_model on first use, so `afvsr --help` does not pay for importing torch.
+    if name in ("load_model", "save_model"):
+        from afvsr import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'afvsr' has no attribute {name!r}")
 
 
 def upscale_video(*args, **kwargs):

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from afvsr.errors import AfvsrError
 from afvsr.io_utils import atomic_path
+from afvsr.names import current_kwargs, current_name
 
 FORMAT_VERSION = "1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -34,9 +35,9 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Shipped models, by validation PSNR-Y. The default of `afvsr upscale`, `eval` and `demo` is
 # computed from their recorded figures (afvsr.shipped.default_model), not from this order.
 SHIPPED_MODELS: tuple[str, ...] = (
-    "fusion-multihead-small",
-    "fusion-single-small",
-    "fusion-rates135-small",
+    "afvsr-multihead-small",
+    "afvsr-single-small",
+    "afvsr-rates135-small",
     "basicvsr-small",
     "iconvsr-small",
 )
@@ -53,7 +54,8 @@ def model_family(model: nn.Module) -> str:
 
 
 def shipped_path(name: str) -> Path:
-    return WEIGHTS_DIR / f"{name}.safetensors"
+    """Where shipped model ``name`` (or its old name, ``fusion-single-small``) lives."""
+    return WEIGHTS_DIR / f"{current_name(name)}.safetensors"
 
 
 def available_models() -> list[str]:
@@ -94,16 +96,24 @@ def save_model(
         save_file(tensors, str(tmp), metadata=meta)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 @contextmanager
 def open_safetensors(path: str | os.PathLike, *, what: str = "model file") -> Iterator:
-    """``safe_open(path)``; a file that is not safetensors is a one-line AfvsrError naming it
-    (the one handler for safetensors' several error types)."""
+    """``safe_open(path)``, the one handler for safetensors' several error types: a file that
+    is not safetensors, or whose tensors cannot be read inside the ``with`` block (cut short or
+    changed since it was opened), is a one-line AfvsrError naming it."""
     try:
         f = safe_open(str(path), framework="pt")
     except Exception as exc:  # safetensors raises several types for a non-safetensors file
-        raise AfvsrError(f"{path}: not a safetensors {what} ({exc})") from None
+        raise AfvsrError(f"{path}: not a safetensors {what} ({_one_line(exc)})") from None
     with f:
-        yield f
+        try:
+            yield f
+        except SafetensorError as exc:
+            raise AfvsrError(f"{path}: cannot read its tensors ({_one_line(exc)})") from None
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -232,6 +242,22 @@ def check_kwargs(family: str, kwargs, *, source: str) -> dict:
     return kwargs
 
 
+def kwargs_mismatch(model: nn.Module, kwargs: dict) -> tuple[str, object, object] | None:
+    """The first constructor argument on which a model file's ``kwargs`` and ``model.kwargs``
+    differ, as ``(name, the file's value, the model's value)``; None when they agree. An argument
+    the file does not record (written before it existed) counts as the constructor's default."""
+    defaults = {
+        n: list(p.default) if isinstance(p.default, tuple) else p.default
+        for n, p in inspect.signature(type(model).__init__).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not None
+    }
+    for name, ours in model.kwargs.items():
+        theirs = kwargs.get(name, defaults.get(name))
+        if theirs != ours:
+            return name, theirs, ours
+    return None
+
+
 def expected_shapes(family: str, kwargs: dict, *, source: str) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape of the model ``MODELS[family](**kwargs)``, built on the meta device
     (nothing allocated); a constructor's refusal is a one-line AfvsrError."""
@@ -287,7 +313,8 @@ def read_afvsr_metadata(path: Path) -> tuple[str, dict]:
     from afvsr.models import MODELS
 
     meta = read_metadata(path)
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("model") not in MODELS:
+    family = current_name(meta.get("model"))  # files written before the rename say "fusion"
+    if meta.get("format_version") != FORMAT_VERSION or family not in MODELS:
         raise AfvsrError(
             f"{path}: expected afvsr model metadata (format_version {FORMAT_VERSION}, model in "
             f"{sorted(MODELS)}), got format_version={meta.get('format_version')!r} "
@@ -301,7 +328,7 @@ def read_afvsr_metadata(path: Path) -> tuple[str, dict]:
         kwargs = json.loads(meta["kwargs"])
     except json.JSONDecodeError as exc:
         raise AfvsrError(f"{path}: metadata 'kwargs' is not JSON ({exc})") from None
-    return meta["model"], check_kwargs(meta["model"], kwargs, source=str(path))
+    return family, check_kwargs(family, current_kwargs(family, kwargs), source=str(path))
 
 
 def read_model_file(
@@ -375,7 +402,7 @@ def load_upscaler(
     if model_family(model) == "spynet":
         raise AfvsrError(
             f"{resolve_model_path(name_or_path)}: a SPyNet (optical flow, training stage 0) "
-            "model file cannot upscale; give a BasicVSR, IconVSR or fusion model"
+            "model file cannot upscale; give a BasicVSR, IconVSR or AFVSR model"
         )
     return model
 
@@ -392,11 +419,11 @@ BACKBONE_MODULES = ("spynet", "propagation", "reconstruction")
 
 
 def load_backbone(model: nn.Module, path: str | os.PathLike) -> None:
-    """spynet, propagation and reconstruction of ``model`` from a BasicVSR (or fusion) model
+    """spynet, propagation and reconstruction of ``model`` from a BasicVSR (or AFVSR) model
     file, afvsr's or a published one, each module strictly by name. The file's residual base
     (``upsample_mode``) must be the model's, so the frozen backbone computes what it did."""
     found = read_model_file(path)
-    if found.family not in ("basicvsr", "fusion"):
+    if found.family not in ("basicvsr", "afvsr"):
         raise AfvsrError(
             f"{path}: expected a BasicVSR model file as backbone, got {found.family!r}"
         )

@@ -1,6 +1,8 @@
-"""The `afvsr` command: one subcommand per module, listed explicitly below.
+"""The `afvsr` command: one subcommand per entry of COMMANDS, and the commands of the top-level
+modules (`afvsr demo`, `afvsr export`).
 
-Each command module provides ``add_arguments(parser)`` and ``run(args) -> int``. Bad input raises
+Each command is a pair of functions in the ``cli.py`` of its package: one adds its arguments to
+an argparse parser, one runs it and returns the exit status. Bad input raises
 ``AfvsrError``/``ValueError``/``OSError`` (any file-system error); here it becomes one line,
 ``afvsr: error: ...``, on stderr and exit 2, as do command-line mistakes. SIGTERM is handled like
 Ctrl-C (temporary files removed, nothing half-written left), exit 143 (130 for Ctrl-C).
@@ -14,23 +16,58 @@ import importlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 from afvsr.errors import AfvsrError, Interrupted, exit_status, one_line
 
-# subcommand -> (module, one-line help). Modules are imported only when their command runs.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("afvsr.demo", "make a clip from a bundled photo, degrade it, upscale it, compare"),
-    "upscale": ("afvsr.video.cli", "upscale a video file or a folder of frames"),
-    "train": ("afvsr.train.cli", "train a model from a config file"),
-    "flow-eval": ("afvsr.flow.cli", "evaluate a SPyNet: EPE on synthetic pairs, warp PSNR"),
-    "eval": ("afvsr.evaluation.cli", "evaluate a model on a dataset (PSNR/SSIM)"),
-    "table": ("afvsr.evaluation.table", "print and write the comparison table from results"),
-    "figures": ("afvsr.evaluation.figures", "attention-map, comparison and training-curve figures"),
-    "data": ("afvsr.data.cli", "download and prepare datasets (REDS)"),
-    "export": ("afvsr.export", "export a model to ONNX"),
-    "convert": ("afvsr.convert", "convert model files between afvsr and BasicSR/mmagic"),
+
+class Command(NamedTuple):
+    """Where a subcommand lives: ``module.<add_arguments>(parser)`` and ``module.<run>(args)``.
+
+    The parser's description is the module's docstring unless ``add_arguments`` sets its own.
+    """
+
+    module: str
+    help: str
+    add_arguments: str = "add_arguments"
+    run: str = "run"
+
+
+# subcommand -> where it lives. A command's module is imported only when that command is run or
+# its --help is asked for: `afvsr --help` imports none of them (and so not torch).
+COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "afvsr.cli",
+        "make a clip from a bundled photo, degrade it, upscale it, compare",
+        "add_demo_arguments",
+        "run_demo",
+    ),
+    "upscale": Command("afvsr.video.cli", "upscale a video file or a folder of frames"),
+    "train": Command("afvsr.train.cli", "train a model from a config file"),
+    "flow-eval": Command("afvsr.flow.cli", "evaluate a SPyNet: EPE on synthetic pairs, warp PSNR"),
+    "eval": Command(
+        "afvsr.evaluation.cli",
+        "evaluate a model on a dataset (PSNR/SSIM)",
+        "add_eval_arguments",
+        "run_eval",
+    ),
+    "table": Command(
+        "afvsr.evaluation.cli",
+        "print and write the comparison table from results",
+        "add_table_arguments",
+        "run_table",
+    ),
+    "figures": Command(
+        "afvsr.evaluation.cli",
+        "attention-map, comparison and training-curve figures",
+        "add_figures_arguments",
+        "run_figures",
+    ),
+    "data": Command("afvsr.data.cli", "download and prepare datasets (REDS)"),
+    "export": Command("afvsr.cli", "export a model to ONNX", "add_export_arguments", "run_export"),
+    "convert": Command("afvsr.convert", "convert model files between afvsr and BasicSR/mmagic"),
 }
 
 
@@ -45,17 +82,26 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: the list of subcommands, without their arguments (no imports)."""
     parser = Parser(
         prog="afvsr",
         description="Video super-resolution with attention-based fusion of frame-rate groups.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=help_text, description=module.__doc__)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.help)
     return parser
+
+
+def command_parser(
+    name: str,
+) -> tuple[argparse.ArgumentParser, Callable[[argparse.Namespace], int]]:
+    """The parser of one subcommand, with its arguments, and the function that runs it."""
+    command = COMMANDS[name]
+    module = importlib.import_module(command.module)
+    parser = Parser(prog=f"afvsr {name}", description=module.__doc__)
+    getattr(module, command.add_arguments)(parser)
+    return parser, getattr(module, command.run)
 
 
 @contextlib.contextmanager
@@ -80,18 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     # Build only the parser of the command asked for, so one command's imports never slow another.
     try:
         if argv and argv[0] in COMMANDS:
-            module = importlib.import_module(COMMANDS[argv[0]][0])
-            parser = Parser(prog=f"afvsr {argv[0]}", description=module.__doc__)
-            module.add_arguments(parser)
+            parser, run = command_parser(argv[0])
             args = parser.parse_args(argv[1:])
-            run = module.run
-        else:
+        else:  # --help, an unknown command (argparse exits) or no command (the list, exit 2)
             parser = build_parser()
-            args = parser.parse_args(argv)
-            if args.command is None:
-                parser.print_help()
-                return 2
-            run = args._run
+            parser.parse_args(argv)
+            parser.print_help()
+            return 2
     except SystemExit as exc:  # --help (0) or a command-line mistake (2, one line printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
@@ -104,3 +145,143 @@ def main(argv: list[str] | None = None) -> int:
         name = exc.args[0] if isinstance(exc, Interrupted) else "Ctrl-C (SIGINT)"
         print(f"afvsr: error: interrupted by {name}", file=sys.stderr)
         return exit_status(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# `afvsr demo` (afvsr/demo.py). Library imports are inside the functions: they import torch.
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> ``(256, 192)``, each divisible by the demo's scale (4)."""
+    from afvsr.demo import SCALE  # torch: only when the demo's parser is built
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT like 256x192, got {text!r}"
+        ) from None
+    if w < SCALE or h < SCALE or w % SCALE or h % SCALE:
+        raise argparse.ArgumentTypeError(f"expected a size divisible by {SCALE}, got {text!r}")
+    return w, h
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    import afvsr.demo  # torch: only when this command runs or shows its --help
+
+    parser.description = afvsr.demo.__doc__
+    parser.add_argument("-o", "--output-dir", default="demo_output", help="default: demo_output")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="model name or checkpoint (default: the best shipped model, else bicubic)",
+    )
+    parser.add_argument(
+        "--image", default="astronaut", choices=afvsr.demo.IMAGES, help="default: astronaut"
+    )
+    parser.add_argument("--frames", type=int, default=24, help="clip length (default: 24)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=(256, 192),
+        metavar="WxH",
+        help="ground-truth frame size, divisible by 4 (default: 256x192; LR is a quarter)",
+    )
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from afvsr.demo import SCALE, make_demo
+
+    if args.frames < 1:
+        raise AfvsrError(f"expected --frames >= 1, got {args.frames}")
+    done = make_demo(
+        args.output_dir,
+        model=args.model,
+        image=args.image,
+        num_frames=args.frames,
+        size=args.size,
+        device=args.device,
+        quiet=args.quiet,
+    )
+    name, (w, h) = done["model"], args.size
+    psnr_bicubic, psnr_model = done["psnr_bicubic"], done["psnr_model"]
+    if name == "bicubic":
+        print("note: no trained weights are shipped in this install; the default model is bicubic")
+    print(
+        f"demo: {args.frames} frames of '{args.image}', {w // SCALE}x{h // SCALE} -> {w}x{h} "
+        f"(BI x{SCALE}); PSNR-Y bicubic {psnr_bicubic:.2f} dB, {name} {psnr_model:.2f} dB "
+        f"({psnr_model - psnr_bicubic:+.2f} dB); wrote {done['video']} and "
+        f"{done['comparison']} in {done['seconds']:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# `afvsr export` (afvsr/export.py).
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    import afvsr.export  # torch: only when this command runs or shows its --help
+    from afvsr.export import DEFAULT_FRAMES, DEFAULT_OPSET, MIN_OPSET
+
+    parser.description = afvsr.export.__doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "model", metavar="MODEL", help="shipped model name or checkpoint file (BasicVSR or AFVSR)"
+    )
+    parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=DEFAULT_FRAMES,
+        metavar="N",
+        help=f"frames per call, fixed in the graph (default: {DEFAULT_FRAMES}, one `afvsr upscale` "
+        "chunk with its context at that command's defaults for BasicVSR); shorter clips are "
+        "mirror-padded to N",
+    )
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        metavar="K",
+        help=f"ONNX opset, >= {MIN_OPSET} (default: {DEFAULT_OPSET})",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from afvsr.checkpoint import load_model
+    from afvsr.export import export_onnx
+    from afvsr.models import AFVSR, BasicVSR
+    from afvsr.outputs import Output, check_outputs
+
+    out = Path(args.onnx)
+    if out.is_dir():
+        raise AfvsrError(f"{out} is a folder; expected an .onnx file path")
+    check_outputs([Output(path=out, label="--onnx")], [args.model], force=args.force)
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise AfvsrError(
+            "ONNX export needs the 'onnx' package: pip install 'afvsr[onnx]'"
+        ) from None
+    model = load_model(args.model)
+    if type(model) not in (BasicVSR, AFVSR):
+        raise AfvsrError(
+            f"{args.model}: only BasicVSR and AFVSR models export to ONNX, "
+            f"got {type(model).__name__}"
+        )
+    frames = args.frames
+    print(
+        f"exporting {args.model} ({frames} frames per call, opset {args.opset})...", file=sys.stderr
+    )
+    export_onnx(model, out, num_frames=frames, opset=args.opset, source=args.model)
+    size_mb = out.stat().st_size / 1e6
+    print(
+        f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {frames}, 3, h, w), "
+        f"{size_mb:.1f} MB"
+    )
+    return 0

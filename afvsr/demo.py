@@ -11,9 +11,7 @@ The PSNR (luma, the Vid4 convention) of bicubic and of the model is printed.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -23,8 +21,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
-
-from afvsr.errors import AfvsrError
 
 IMAGES = ("astronaut", "chelsea", "coffee")  # bundled with scikit-image (no download)
 SCALE = 4
@@ -104,92 +100,40 @@ def read_png_folder(folder: Path) -> Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(255)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT like 256x192, got {text!r}"
-        ) from None
-    if w < SCALE or h < SCALE or w % SCALE or h % SCALE:
-        raise argparse.ArgumentTypeError(f"expected a size divisible by {SCALE}, got {text!r}")
-    return w, h
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output-dir", default="demo_output", help="default: demo_output")
-    parser.add_argument(
-        "--model",
-        default="default",
-        help="model name or checkpoint (default: the best shipped model, else bicubic)",
-    )
-    parser.add_argument("--image", default="astronaut", choices=IMAGES, help="default: astronaut")
-    parser.add_argument("--frames", type=int, default=24, help="clip length (default: 24)")
-    parser.add_argument(
-        "--size",
-        type=parse_size,
-        default=(256, 192),
-        metavar="WxH",
-        help="ground-truth frame size, divisible by 4 (default: 256x192; LR is a quarter)",
-    )
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    from afvsr.evaluation.metrics import psnr
-    from afvsr.imresize import bi_degrade
-    from afvsr.io_utils import remove_stale_temps
-    from afvsr.models import Bicubic
-    from afvsr.outputs import Output, check_outputs
+def upscale_frames(
+    lq: Tensor, work_dir: Path, *, model: str, device: str, quiet: bool
+) -> tuple[Tensor, str]:
+    """``lq (t, 3, h, w)`` -> ``(sr (t, 3, 4h, 4w), model name)``, through the same streaming
+    pipeline as `afvsr upscale`, with PNG folders (lossless) in and out under ``work_dir``."""
     from afvsr.video.upscale import upscale_video
+
+    lr_dir, sr_dir = work_dir / "lr", work_dir / "sr"
+    lr_dir.mkdir()
+    for i, frame in enumerate(lq):
+        to_image(frame).save(lr_dir / f"{i:04d}.png")
+    summary = upscale_video(lr_dir, sr_dir, model=model, scale=SCALE, device=device, quiet=quiet)
+    return read_png_folder(sr_dir), summary["model"]
+
+
+def write_side_by_side(path: Path, clips: list[Tensor], labels: list[str]) -> None:
+    """Clips ``(t, 3, H, W)`` side by side under their labels, as a 24 fps video at ``path``."""
     from afvsr.video.writer import open_output
 
-    if args.frames < 1:
-        raise AfvsrError(f"expected --frames >= 1, got {args.frames}")
-    out_dir = Path(args.output_dir)
-    video, comparison_png = out_dir / "side_by_side.mp4", out_dir / "comparison.png"
-    outputs = [
-        Output(path=video, label="demo output"),
-        Output(path=comparison_png, label="demo output"),
-    ]
-    check_outputs(outputs, [args.model], force=True)  # each run replaces its own two files
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir, ".demo.", "")  # work folders of an earlier, killed demo
-    started = time.perf_counter()
-
-    gt = film(load_photo(args.image), args.frames, args.size)  # (t, 3, H, W)
-    lq = bi_degrade(gt, scale=SCALE)  # (t, 3, H/4, W/4), 8-bit levels like LR PNGs
-    with tempfile.TemporaryDirectory(prefix=".demo.", dir=out_dir) as work:
-        lr_dir = Path(work) / "lr"
-        lr_dir.mkdir()
-        for i, frame in enumerate(lq):
-            to_image(frame).save(lr_dir / f"{i:04d}.png")
-        summary = upscale_video(
-            lr_dir,
-            Path(work) / "sr",
-            model=args.model,
-            scale=SCALE,
-            device=args.device,
-            quiet=args.quiet,
-        )  # the same streaming pipeline as `afvsr upscale`, PNG folder in and out (lossless)
-        sr = read_png_folder(Path(work) / "sr")
-    with torch.inference_mode():
-        bicubic = Bicubic(scale=SCALE)(lq[None])[0]
-
-    psnr_bicubic = psnr(bicubic, gt, y_channel=True).mean().item()
-    psnr_model = psnr(sr, gt, y_channel=True).mean().item()
-    name = summary["model"]
-
-    w, h = args.size
-    labels = ["bicubic", name, "ground truth"]
-    row_h = h + LABEL_HEIGHT
+    t, _, h, w = clips[0].shape
     fps = Fraction(24)
-    with open_output(video, width=3 * w, height=row_h, fps=fps, time_base=1 / fps) as writer:
-        for i in range(args.frames):
-            row = panel_row([bicubic[i], sr[i], gt[i]], labels)
-            writer.write(np.asarray(row), i, 1)
-    mid = args.frames // 2
+    width, height = len(clips) * w, h + LABEL_HEIGHT
+    with open_output(path, width=width, height=height, fps=fps, time_base=1 / fps) as writer:
+        for i in range(t):
+            writer.write(np.asarray(panel_row([c[i] for c in clips], labels)), i, 1)
+
+
+def write_comparison(path: Path, lq: Tensor, bicubic: Tensor, sr: Tensor, gt: Tensor, name: str):
+    """The middle frame as a PNG: the input (nearest x4), bicubic, ``name``'s output and the
+    ground truth, each labelled with its PSNR-Y (dB); doubled in size for frames <= 320 wide."""
+    from afvsr.evaluation.metrics import psnr
+    from afvsr.io_utils import atomic_path
+
+    mid = gt.shape[0] // 2
     lr_nearest = lq[mid].repeat_interleave(SCALE, -1).repeat_interleave(SCALE, -2)
     frame_psnr = [psnr(x[mid], gt[mid], y_channel=True).item() for x in (bicubic, sr)]
     comparison = panel_row(
@@ -200,21 +144,71 @@ def run(args: argparse.Namespace) -> int:
             f"{name} {frame_psnr[1]:.2f} dB",
             "ground truth",
         ],
-        zoom=2 if w <= 320 else 1,
+        zoom=2 if gt.shape[-1] <= 320 else 1,
     )
-    from afvsr.io_utils import atomic_path
-
-    with atomic_path(comparison_png) as tmp:
+    with atomic_path(path) as tmp:
         comparison.save(tmp, format="PNG")
 
-    seconds = time.perf_counter() - started
-    if name == "bicubic":
-        print("note: no trained weights are shipped in this install; the default model is bicubic")
-    print(
-        f"demo: {args.frames} frames of '{args.image}', {w // SCALE}x{h // SCALE} -> {w}x{h} "
-        f"(BI x{SCALE}); PSNR-Y bicubic {psnr_bicubic:.2f} dB, {name} {psnr_model:.2f} dB "
-        f"({psnr_model - psnr_bicubic:+.2f} dB); wrote {video} and {comparison_png} "
-        f"in {seconds:.1f} s"
-    )
-    sys.stdout.flush()
-    return 0
+
+def make_demo(
+    output_dir: str | Path,
+    *,
+    model: str = "default",
+    image: str = "astronaut",
+    num_frames: int = 24,
+    size: tuple[int, int] = (256, 192),
+    device: str = "cpu",
+    quiet: bool = False,
+) -> dict:
+    """Film ``image``, degrade the clip (BI x4), upscale it with ``model``, compare (`afvsr demo`).
+
+    Writes ``side_by_side.mp4`` (bicubic | model | ground truth, ``size`` each) and
+    ``comparison.png`` (the middle frame, with the LR input) into ``output_dir``, replacing the
+    ones of an earlier demo.
+
+    Args:
+        size: ground-truth ``(width, height)``, each divisible by 4; the LR clip is a quarter.
+
+    Returns:
+        ``{"model", "psnr_bicubic", "psnr_model", "video", "comparison", "seconds"}``: the
+        model's name, the mean PSNR-Y (dB) of bicubic and of the model, the two files written
+        and the wall time.
+    """
+    from afvsr.evaluation.metrics import psnr
+    from afvsr.imresize import bi_degrade
+    from afvsr.io_utils import remove_stale_temps
+    from afvsr.models import Bicubic
+    from afvsr.outputs import Output, check_outputs
+
+    if num_frames < 1:
+        raise ValueError(f"expected num_frames >= 1, got {num_frames}")
+    w, h = size
+    if w < SCALE or h < SCALE or w % SCALE or h % SCALE:
+        raise ValueError(f"expected a size divisible by {SCALE}, got {w}x{h}")
+    out_dir = Path(output_dir)
+    video, comparison_png = out_dir / "side_by_side.mp4", out_dir / "comparison.png"
+    outputs = [
+        Output(path=video, label="demo output"),
+        Output(path=comparison_png, label="demo output"),
+    ]
+    check_outputs(outputs, [model], force=True)  # each run replaces its own two files
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir, ".demo.", "")  # work folders of an earlier, killed demo
+    started = time.perf_counter()
+
+    gt = film(load_photo(image), num_frames, size)  # (t, 3, H, W)
+    lq = bi_degrade(gt, scale=SCALE)  # (t, 3, H/4, W/4), 8-bit levels like LR PNGs
+    with tempfile.TemporaryDirectory(prefix=".demo.", dir=out_dir) as work:
+        sr, name = upscale_frames(lq, Path(work), model=model, device=device, quiet=quiet)
+    with torch.inference_mode():
+        bicubic = Bicubic(scale=SCALE)(lq[None])[0]
+    write_side_by_side(video, [bicubic, sr, gt], ["bicubic", name, "ground truth"])
+    write_comparison(comparison_png, lq, bicubic, sr, gt, name)
+    return {
+        "model": name,
+        "psnr_bicubic": psnr(bicubic, gt, y_channel=True).mean().item(),
+        "psnr_model": psnr(sr, gt, y_channel=True).mean().item(),
+        "video": video,
+        "comparison": comparison_png,
+        "seconds": time.perf_counter() - started,
+    }

@@ -1,40 +1,37 @@
-"""Export BasicVSR or the fusion model to ONNX, for onnxruntime and other ONNX runtimes.
+"""Export BasicVSR or AFVSR (the method) to ONNX, for onnxruntime and other ONNX runtimes.
 
 The unit is a chunk of a fixed number of frames N (--frames, stored in the file's metadata);
 height and width stay dynamic. The graph maps lq (1, N, 3, h, w), float32 RGB in [0, 1], to
-sr (1, N, 3, scale*h, scale*w): what the model computes on the chunk (the fusion model in
-sequence mode), with fusion and reconstruction one frame at a time. Shorter clips are run
+sr (1, N, 3, scale*h, scale*w): what the model computes on the chunk (AFVSR in sequence
+mode), with group fusion and reconstruction one frame at a time. Shorter clips are run
 mirror-padded to N frames and cropped back (afvsr.video.onnx_backend.OnnxModel does this).
 
 The default N = 50 is one `afvsr upscale` chunk with its context at that command's defaults for
 BasicVSR (30 frames plus 10 on each side), so the ONNX backend sees the context PyTorch sees.
-The graph is unrolled over the N frames (and over every rate and phase for the fusion model), so
+The graph is unrolled over the N frames (and over every rate and phase for AFVSR), so
 export time, file size and session start-up grow with N: full-size BasicVSR at N = 50 is 23k
 nodes and 31 MB. The file is written atomically; an existing one is kept unless --force.
 
 examples:
   afvsr export basicvsr-small --onnx basicvsr.onnx
-  afvsr export runs/fusion/best.safetensors --onnx fusion.onnx --frames 30
+  afvsr export runs/afvsr_single_cpu/model_best.safetensors --onnx afvsr.onnx --frames 30
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from afvsr.checkpoint import load_model, model_family
-from afvsr.errors import AfvsrError
+from afvsr.checkpoint import model_family
 from afvsr.io_utils import atomic_path
-from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models import AFVSR, BasicVSR
 from afvsr.models.common import check_lq, reconstruct_frames
 
 DEFAULT_OPSET = 17  # GridSample needs >= 16
@@ -49,16 +46,16 @@ METADATA_PREFIX = "afvsr."
 class SequenceChunk(nn.Module):
     """The exported computation: ``lq (1, N, 3, h, w) → (1, N, 3, s*h, s*w)``, as ``model(lq)``.
 
-    The same calls as the model's own forward (``sequence`` mode for the fusion model), except
-    that fusion and reconstruction run one frame at a time: the models pick how many frames to
+    The same calls as the model's own forward (``sequence`` mode for AFVSR), except
+    that group fusion and reconstruction run one frame at a time: the models pick how many frames to
     batch from h and w, which a fixed graph cannot; one frame at a time bounds the HR memory.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        if type(model) not in (BasicVSR, AttentionFusionVSR):
+        if type(model) not in (BasicVSR, AFVSR):
             raise ValueError(
-                f"expected a BasicVSR or AttentionFusionVSR model to export, got {type(model).__name__}"
+                f"expected a BasicVSR or AFVSR model to export, got {type(model).__name__}"
             )
         self.model = model
         self.scale = model.scale
@@ -67,7 +64,7 @@ class SequenceChunk(nn.Module):
         """``lq (b, t, 3, h, w)`` → ``(b, t, 3, scale*h, scale*w)``."""
         check_lq(lq)
         m = self.model
-        if isinstance(m, AttentionFusionVSR):
+        if isinstance(m, AFVSR):
             return m.fuse_and_reconstruct(m.sequence_features(lq), lq, max_pixels=1)
         return reconstruct_frames(m.reconstruction, m.propagate(lq), lq, max_pixels=1)
 
@@ -80,7 +77,7 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     source: str | None = None,
 ) -> Path:
-    """Write ``model`` (BasicVSR or AttentionFusionVSR) to ``path`` as ONNX, atomically.
+    """Write ``model`` (BasicVSR or AFVSR) to ``path`` as ONNX, atomically.
 
     Args:
         model: the model, on any device (it is exported from a CPU copy in eval mode).
@@ -116,7 +113,7 @@ def export_onnx(
             # only check inputs or depend on the frame count, which is fixed; the export tests
             # run the graph at other sizes than the example's to catch any that would matter.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            # "legacy TorchScript-based ONNX export": see README.md, "Export to ONNX".
+            # "legacy TorchScript-based ONNX export": see docs/export.md.
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             torch.onnx.export(
                 chunk,
@@ -150,60 +147,3 @@ def export_onnx(
     with atomic_path(path) as tmp:
         onnx.save_model(proto, str(tmp))
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "model", metavar="MODEL", help="shipped model name or checkpoint file (BasicVSR or fusion)"
-    )
-    parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
-    parser.add_argument(
-        "--frames",
-        type=int,
-        default=DEFAULT_FRAMES,
-        metavar="N",
-        help=f"frames per call, fixed in the graph (default: {DEFAULT_FRAMES}, one `afvsr upscale` "
-        "chunk with its context at that command's defaults for BasicVSR); shorter clips are "
-        "mirror-padded to N",
-    )
-    parser.add_argument(
-        "--opset",
-        type=int,
-        default=DEFAULT_OPSET,
-        metavar="K",
-        help=f"ONNX opset, >= {MIN_OPSET} (default: {DEFAULT_OPSET})",
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing output")
-
-
-def run(args: argparse.Namespace) -> int:
-    from afvsr.outputs import Output, check_outputs
-
-    out = Path(args.onnx)
-    if out.is_dir():
-        raise AfvsrError(f"{out} is a folder; expected an .onnx file path")
-    check_outputs([Output(path=out, label="--onnx")], [args.model], force=args.force)
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise AfvsrError(
-            "ONNX export needs the 'onnx' package: pip install 'afvsr[onnx]'"
-        ) from None
-    model = load_model(args.model)
-    if type(model) not in (BasicVSR, AttentionFusionVSR):
-        raise AfvsrError(
-            f"{args.model}: only BasicVSR and fusion models export to ONNX, "
-            f"got {type(model).__name__}"
-        )
-    frames = args.frames
-    print(
-        f"exporting {args.model} ({frames} frames per call, opset {args.opset})...", file=sys.stderr
-    )
-    export_onnx(model, out, num_frames=frames, opset=args.opset, source=args.model)
-    size_mb = out.stat().st_size / 1e6
-    print(
-        f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {frames}, 3, h, w), "
-        f"{size_mb:.1f} MB"
-    )
-    return 0

@@ -6,9 +6,10 @@ exist, as BasicSR's test scripts do), mmagic ``{"meta": …, "state_dict": {"gen
 or a bare state dict of either layout. ``.pth`` files are read with
 ``torch.load(weights_only=True)`` only: tensors and plain containers, never arbitrary pickles.
 
-The family and its sizes come from the tensor names and shapes: ``mid_channels`` from the fusion
-conv, ``num_blocks`` by counting residual blocks, IconVSR's ``temporal_padding`` from its TSA
-fusion conv; both projects' networks are ×4 with a bilinear residual base
+The family and its sizes come from the tensor names and shapes: ``mid_channels`` from the
+direction-fusion conv, ``num_blocks`` by counting residual blocks, IconVSR's
+``temporal_padding`` from its TSA fusion conv; both projects' networks are ×4 with a bilinear
+residual base
 (``upsample_mode="bilinear"``). IconVSR's keyframe stride is not in the weights: it is 5 (both
 projects' published models) unless overridden. Published SPyNet files have no ``mean``/``std``
 buffers (expected); those inside full models are checked to be ImageNet's and dropped (afvsr's
@@ -277,7 +278,7 @@ def from_afvsr(family: str, kwargs: dict, state: dict[str, Tensor], layout: str)
     strictly: whole networks get SPyNet's ``mean``/``std`` buffers, as their SPyNet holds them.
 
     ValueError for what their networks cannot hold (not ×4 with 64 channels, or a family with no
-    published counterpart, e.g. the attention-fusion model).
+    published counterpart, e.g. AFVSR).
     """
     if family not in FAMILIES:
         raise ValueError(f"BasicSR and mmagic have no {family!r} network; expected {FAMILIES}")

@@ -139,7 +139,7 @@ def published_name(family: str, name: str, layout: str) -> str:
     ("spynet", "basicvsr", "iconvsr" or "edvr", the IconVSR extractor on its own) state dict.
 
     ``published_name("basicvsr", "propagation.fusion.weight", "basicsr") == "fusion.weight"``;
-    KeyError for a name with no published counterpart (e.g. a fusion model's attention).
+    KeyError for a name with no published counterpart (e.g. an AFVSR model's attention).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"expected a layout in {LAYOUTS}, got {layout!r}")

@@ -1,7 +1,7 @@
 """Training-sample throughput on the shared DAVIS data (the 17 training sequences).
 
 Prints one JSON object: samples per second for sequence samples (BasicVSR/IconVSR) and
-frame-rate-group samples (the fusion model), read through a DataLoader with 0 and 2 workers.
+frame-rate-group samples (AFVSR), read through a DataLoader with 0 and 2 workers.
 Compare with the step time of the CPU training preset: data loading should take a small part.
 
     python benchmarks/bench_data.py [--samples 48] [--patch-size 64] [--num-frames 7] [--threads 1]

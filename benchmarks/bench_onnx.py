@@ -26,7 +26,7 @@ from report import emit, machine
 from afvsr.export import export_onnx
 from afvsr.models import build_model
 
-MODELS = {"basicvsr": ("basicvsr", {}), "fusion": ("fusion", {})}
+MODELS = {"basicvsr": ("basicvsr", {}), "afvsr": ("afvsr", {})}
 
 
 def seconds(call) -> float:
@@ -72,7 +72,7 @@ def main() -> None:
         net = OnnxModel(path, device="cpu", threads=threads)
         session_s = time.perf_counter() - start
         print(f"exported in {export_s:.1f} s, session in {session_s:.1f} s", file=sys.stderr)
-        fwd = {"mode": "sequence"} if family == "fusion" else {}
+        fwd = {"mode": "sequence"} if family == "afvsr" else {}
         model = prepare_for_inference(model, device="cpu", precision="fp32")
         with torch.inference_mode():
             ort_out = net(lq)  # warm-up

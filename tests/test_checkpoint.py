@@ -7,17 +7,17 @@ from safetensors.torch import save_file
 import afvsr
 from afvsr.checkpoint import default_model_name, read_metadata
 from afvsr.errors import AfvsrError
-from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models import AFVSR, BasicVSR
 
 
 def test_roundtrip_needs_nothing_but_the_file(tmp_path):
-    model = AttentionFusionVSR(mid_channels=8, num_blocks=1, rates=(1, 3), num_heads=2, scale=2)
+    model = AFVSR(mid_channels=8, num_blocks=1, rates=(1, 3), num_heads=2, scale=2)
     path = tmp_path / "m.safetensors"
     afvsr.save_model(model, path)
     meta = read_metadata(path)
-    assert meta["model"] == "fusion"
+    assert meta["model"] == "afvsr"
     loaded = afvsr.load_model(path)
-    assert isinstance(loaded, AttentionFusionVSR) and not loaded.training
+    assert isinstance(loaded, AFVSR) and not loaded.training
     assert loaded.kwargs == model.kwargs and loaded.rates == (1, 3)
     lq = torch.rand(1, 3, 3, 10, 10)
     model.eval()

@@ -80,10 +80,10 @@ def test_mirror_and_group_indices_by_hand():
 
 
 def test_group_indices_match_the_model():
-    fusion = pytest.importorskip("afvsr.models.fusion_vsr", reason="models not available")
+    net = pytest.importorskip("afvsr.models.afvsr_net", reason="models not available")
     for t, n, rates, window in [(0, 10, (1, 2, 3), 5), (9, 10, (1, 3, 5), 3), (4, 7, (2, 3), 7)]:
         ours = group_indices(t, n, rates=rates, window=window)
-        assert ours == fusion.group_indices(t, n, rates=rates, window=window)
+        assert ours == net.group_indices(t, n, rates=rates, window=window)
 
 
 def test_sequence_samples_same_crop_consecutive_frames(coded):

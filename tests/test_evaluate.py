@@ -187,7 +187,7 @@ def test_mode_is_passed_to_models_that_take_it():
     assert evaluate(model, clips, mode="window")["mode"] == "window"
     assert evaluate(model, clips)["mode"] == "sequence"  # the model's own default, recorded
     assert model.modes == ["window", "sequence"]
-    with pytest.raises(AfvsrError, match="fusion model only"):
+    with pytest.raises(AfvsrError, match="AFVSR only"):
         evaluate(Nearest(2), clips, mode="window")
     with pytest.raises(AfvsrError, match="--window"):
         evaluate(model, clips, window=5)
@@ -325,7 +325,7 @@ def test_eval_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["eval", "--model", str(ckpt), "--data", str(data), "--scale", "4"]) == 2
     assert "upscales x2 but --scale is 4" in capsys.readouterr().err
     assert main(["eval", "--model", "bicubic", "--data", str(data), "--mode", "window"]) == 2
-    assert "fusion model only" in capsys.readouterr().err
+    assert "AFVSR only" in capsys.readouterr().err
     assert main(["eval", "--model", str(ckpt), "--data", str(data), "--precision", "fp16"]) == 2
     err = capsys.readouterr().err
     assert "fp16 needs --device cuda" in err and err.count("\n") == 1

@@ -23,8 +23,8 @@ N = 3  # frames per exported chunk
 SIZES = [(12, 20), (19, 9)]
 EXPORTED = {
     "basicvsr": ("basicvsr", {}),
-    "fusion": ("fusion", {}),
-    "fusion-2heads": ("fusion", {"num_heads": 2}),
+    "afvsr": ("afvsr", {}),
+    "afvsr-2heads": ("afvsr", {"num_heads": 2}),
 }
 
 
@@ -158,9 +158,9 @@ def test_window_starts_cover_the_clip_with_overlap(t, n):
 
 
 def test_cli_writes_the_file_and_keeps_an_existing_one_without_force(tmp_path, capsys):
-    ckpt = tmp_path / "fusion.safetensors"
-    afvsr.save_model(tiny_model("fusion", rates=[1, 2]), ckpt)
-    out = tmp_path / "fusion.onnx"
+    ckpt = tmp_path / "afvsr.safetensors"
+    afvsr.save_model(tiny_model("afvsr", rates=[1, 2]), ckpt)
+    out = tmp_path / "afvsr.onnx"
     out.write_bytes(b"keep me")
     assert main(["export", str(ckpt), "--onnx", str(out), "--frames", "2"]) == 2
     err = capsys.readouterr().err
@@ -170,8 +170,8 @@ def test_cli_writes_the_file_and_keeps_an_existing_one_without_force(tmp_path, c
     assert main(["export", str(ckpt), "--onnx", str(out), "--frames", "2", "--force"]) == 0
     assert "wrote" in capsys.readouterr().out
     net = OnnxModel(out, device="cpu")
-    assert net.num_frames == 2 and net.family == "fusion" and net.metadata["source"] == str(ckpt)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fusion.onnx", "fusion.safetensors"]
+    assert net.num_frames == 2 and net.family == "afvsr" and net.metadata["source"] == str(ckpt)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afvsr.onnx", "afvsr.safetensors"]
 
 
 def test_cli_bad_model_path_is_one_line(tmp_path, capsys):
@@ -183,7 +183,7 @@ def test_cli_bad_model_path_is_one_line(tmp_path, capsys):
 
 
 def test_export_rejects_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="BasicVSR or AttentionFusionVSR"):
+    with pytest.raises(ValueError, match="BasicVSR or AFVSR"):
         export_onnx(Bicubic(scale=4), tmp_path / "b.onnx")
     model = tiny_model("basicvsr")
     with pytest.raises(ValueError, match="num_frames >= 1"):

@@ -21,7 +21,7 @@ from afvsr.evaluation.figures import (
     save_png,
 )
 from afvsr.evaluation.metrics import psnr
-from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models import AFVSR, BasicVSR
 
 
 def png(path):
@@ -35,7 +35,7 @@ def png(path):
 
 def test_attention_figure_of_a_tiny_multihead_model(tmp_path):
     torch.manual_seed(0)
-    model = AttentionFusionVSR(mid_channels=4, num_blocks=1, num_heads=2, rates=(1, 2, 3)).eval()
+    model = AFVSR(mid_channels=4, num_blocks=1, num_heads=2, rates=(1, 2, 3)).eval()
     lq = torch.rand(7, 3, 16, 16)
     idx = torch.tensor(model.group_indices(3, 7))  # (G, W)
     with torch.inference_mode():
@@ -162,13 +162,13 @@ def write_clip(root, t=3, size=(48, 64)):
 
 def test_attention_and_compare_commands(tmp_path, capsys):
     data = write_clip(tmp_path / "data", t=2)
-    fusion = tmp_path / "fusion.safetensors"
-    save_model(AttentionFusionVSR(mid_channels=4, num_blocks=1, num_heads=2), fusion)
+    method = tmp_path / "afvsr.safetensors"
+    save_model(AFVSR(mid_channels=4, num_blocks=1, num_heads=2), method)
     basic = tmp_path / "basic.safetensors"
     save_model(BasicVSR(mid_channels=4, num_blocks=1), basic)
 
     out = tmp_path / "attention.png"
-    args = ["figures", "attention", "--model", str(fusion), "--data", str(data), "--frame", "0"]
+    args = ["figures", "attention", "--model", str(method), "--data", str(data), "--frame", "0"]
     assert main([*args, "--channels", "1", "--out", str(out), "--dpi", "40"]) == 0, (
         capsys.readouterr().err
     )
@@ -182,6 +182,6 @@ def test_attention_and_compare_commands(tmp_path, capsys):
     assert png(out)[0] == (3 * 2 * 50, int(2.5 * 50))
 
     assert main(["figures", "attention", "--model", str(basic), "--data", str(data)]) == 2
-    assert "not the fusion model" in capsys.readouterr().err
+    assert "not an AFVSR model" in capsys.readouterr().err
     assert main([*args, "--clip", "nope", "--out", str(out)]) == 2
     assert "no clip 'nope'" in capsys.readouterr().err

@@ -50,11 +50,11 @@ def test_run_model_matches_plain_forward_in_fp32_and_close_in_bf16():
     assert (out_bf16 - ref).abs().mean() < 0.02
 
 
-def test_prepare_for_inference_keeps_fusion_model_outputs():
+def test_prepare_for_inference_keeps_afvsr_model_outputs():
     """Conv3d weights (the attention's dense block) are converted too, and values do not change."""
-    from afvsr.models import AttentionFusionVSR
+    from afvsr.models import AFVSR
 
-    model = AttentionFusionVSR(mid_channels=8, num_blocks=1, num_heads=2).eval()
+    model = AFVSR(mid_channels=8, num_blocks=1, num_heads=2).eval()
     lq = torch.rand(1, 4, 3, 12, 12)
     with torch.no_grad():
         ref = model(lq)

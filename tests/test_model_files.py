@@ -30,14 +30,14 @@ EXAMPLES = {
         "upsample_mode": "bilinear",
         "boundary": "reference",
     },
-    "fusion": {
+    "afvsr": {
         "mid_channels": 8,
         "num_blocks": 1,
         "scale": 4,
         "rates": [1, 3, 5],
         "window": 3,
         "num_heads": 2,
-        "fusion": "attention",
+        "group_fusion": "attention",
         "upsample_mode": "bilinear",
     },
 }
@@ -129,9 +129,9 @@ def test_count_and_shape_mismatches_name_the_first_tensor(tmp_path, tiny):
 
 def test_constructor_refusal_is_one_line(tmp_path, tiny):
     path = write(
-        tmp_path / "m.safetensors", tiny, kwargs={"rates": [1, 2], "window": 2}, model="fusion"
+        tmp_path / "m.safetensors", tiny, kwargs={"rates": [1, 2], "window": 2}, model="afvsr"
     )
-    with pytest.raises(AfvsrError, match="describes no valid fusion model") as err:
+    with pytest.raises(AfvsrError, match="describes no valid afvsr model") as err:
         afvsr.load_model(path)
     assert str(path) in str(err.value)
 

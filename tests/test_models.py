@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from afvsr.models import MODELS, AttentionFusionVSR, BasicVSR, Bicubic, SPyNet, build_model
+from afvsr.models import AFVSR, MODELS, BasicVSR, Bicubic, SPyNet, build_model
 
 TINY = {"mid_channels": 8, "num_blocks": 1}
 
@@ -19,10 +19,10 @@ def tiny(name: str, scale: int = 4, **extra):
 
 VIDEO_MODELS = [
     ("basicvsr", {}),
-    ("fusion", {}),
-    ("fusion", {"num_heads": 2}),
-    ("fusion", {"rates": [1, 3, 5]}),
-    ("fusion", {"rates": [2], "window": 3}),
+    ("afvsr", {}),
+    ("afvsr", {"num_heads": 2}),
+    ("afvsr", {"rates": [1, 3, 5]}),
+    ("afvsr", {"rates": [2], "window": 3}),
 ]
 if "iconvsr" in MODELS:
     VIDEO_MODELS.append(("iconvsr", {}))
@@ -32,9 +32,9 @@ def test_default_parameter_counts():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(SPyNet()) == 1_440_300
     assert count(BasicVSR()) == 6_291_311
-    assert count(AttentionFusionVSR()) == 6_844_719
-    assert count(AttentionFusionVSR().attention) == 553_408
-    assert count(AttentionFusionVSR(num_heads=4)) == 7_767_215
+    assert count(AFVSR()) == 6_844_719
+    assert count(AFVSR().attention) == 553_408
+    assert count(AFVSR(num_heads=4)) == 7_767_215
     assert count(Bicubic()) == 0
 
 
@@ -70,7 +70,7 @@ def test_frames_rebuilds_only_those_output_frames(name, extra):
     torch.manual_seed(0)
     model = tiny(name, 2, **extra).eval()
     lq = torch.rand(1, 7, 3, 16, 18)
-    modes = [{"mode": "sequence"}, {"mode": "window"}] if name == "fusion" else [{}]
+    modes = [{"mode": "sequence"}, {"mode": "window"}] if name == "afvsr" else [{}]
     with torch.no_grad():
         for kwargs in modes:
             whole = model(lq, **kwargs)
@@ -163,7 +163,7 @@ def test_bad_inputs_raise_value_error(name, extra, bad, match):
         tiny(name, **extra)(bad)
 
 
-@pytest.mark.parametrize("name", ["basicvsr", "fusion", "bicubic"])
+@pytest.mark.parametrize("name", ["basicvsr", "afvsr", "bicubic"])
 def test_unsupported_scale(name):
     with pytest.raises(ValueError, match="scale 2, 3 or 4, got 5"):
         tiny(name, scale=5)

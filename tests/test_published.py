@@ -19,7 +19,7 @@ import afvsr
 from afvsr.checkpoint import load_backbone, load_extractor, load_spynet, load_upscaler
 from afvsr.cli import main
 from afvsr.errors import AfvsrError
-from afvsr.models import AttentionFusionVSR, BasicVSR, IconVSR, SPyNet
+from afvsr.models import AFVSR, BasicVSR, IconVSR, SPyNet
 from afvsr.models.basicvsr import propagate
 from afvsr.models.common import flow_warp, reconstruct_frames
 from afvsr.models.edvr import EDVRFeatureExtractor
@@ -271,15 +271,15 @@ def test_convert_command_both_ways(tmp_path, capsys):
 def test_frozen_backbone_from_a_basicsr_file_is_basicvsr(tmp_path):
     torch.save({"params": fixture_state("basicsr", num_blocks=1)}, tmp_path / "BasicVSR_REDS4.pth")
     basicvsr = afvsr.load_model(tmp_path / "BasicVSR_REDS4.pth")
-    fusion = AttentionFusionVSR(num_blocks=1, rates=(1, 2), window=3, upsample_mode="bilinear")
-    load_backbone(fusion, tmp_path / "BasicVSR_REDS4.pth")
+    method = AFVSR(num_blocks=1, rates=(1, 2), window=3, upsample_mode="bilinear")
+    load_backbone(method, tmp_path / "BasicVSR_REDS4.pth")
     lq = torch.rand(1, 4, 3, 9, 11, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        feats = propagate(fusion.spynet, fusion.propagation, lq)
-        assert torch.equal(reconstruct_frames(fusion.reconstruction, feats, lq), basicvsr(lq))
+        feats = propagate(method.spynet, method.propagation, lq)
+        assert torch.equal(reconstruct_frames(method.reconstruction, feats, lq), basicvsr(lq))
     with pytest.raises(AfvsrError, match='upsample_mode = "bilinear"'):
         load_backbone(
-            AttentionFusionVSR(num_blocks=1, rates=(1, 2), window=3),
+            AFVSR(num_blocks=1, rates=(1, 2), window=3),
             tmp_path / "BasicVSR_REDS4.pth",
         )
     spynet_only = BasicVSR(mid_channels=8, num_blocks=1)

@@ -24,22 +24,25 @@ def fake_results(name, params, psnr, *, kwargs=None, window=None, mode=None, dat
     }
 
 
-def fusion(params, psnr, *, rates, num_heads, mode, fusion="attention"):
+def method(params, psnr, *, rates, num_heads, mode, group_fusion="attention"):
     kwargs = {"mid_channels": 64, "num_blocks": 30, "scale": 4, "window": 5}
-    kwargs.update(rates=rates, num_heads=num_heads, fusion=fusion)
-    return fake_results("fusion", params, psnr, kwargs=kwargs, mode=mode)
+    kwargs.update(rates=rates, num_heads=num_heads, group_fusion=group_fusion)
+    return fake_results("afvsr", params, psnr, kwargs=kwargs, mode=mode)
 
 
 ROWS = [  # (file stem, results), deliberately not in table order
-    ("fusion_mean", fusion(6291311, 31.1, rates=[1, 2, 3], num_heads=1, mode=None, fusion="mean")),
-    ("fusion_rates", fusion(6844719, 31.2, rates=[1, 3, 5], num_heads=1, mode="sequence")),
+    (
+        "afvsr_mean",
+        method(6291311, 31.1, rates=[1, 2, 3], num_heads=1, mode=None, group_fusion="mean"),
+    ),
+    ("afvsr_rates", method(6844719, 31.2, rates=[1, 3, 5], num_heads=1, mode="sequence")),
     ("basicvsr_full", fake_results("basicvsr", 6291311, 31.4)),
-    ("fusion_multi", fusion(7767215, 31.6, rates=[1, 2, 3], num_heads=4, mode="sequence")),
+    ("afvsr_multi", method(7767215, 31.6, rates=[1, 2, 3], num_heads=4, mode="sequence")),
     ("basicvsr11", fake_results("basicvsr", 6291311, 30.9, window=11)),
     ("bicubic", fake_results("bicubic", 0, 26.14)),
     ("iconvsr5", fake_results("iconvsr", 8700000, 30.5, window=5)),
     ("basicvsr5", fake_results("basicvsr", 6291311, 30.2, window=5)),
-    ("fusion_single", fusion(6844719, 31.5, rates=[1, 2, 3], num_heads=1, mode="window")),
+    ("afvsr_single", method(6844719, 31.5, rates=[1, 2, 3], num_heads=1, mode="window")),
     ("basicvsr7", fake_results("basicvsr", 6291311, 30.6, window=7)),
 ]
 
@@ -159,3 +162,17 @@ def test_a_precision_other_than_fp32_is_named_after_the_modality():
     name, modality, key = describe(bf16)
     assert (name, modality) == ("BasicVSR (full sequence)", "recurrent, full sequence, bf16")
     assert key > describe(fp32)[2]  # right after its fp32 row
+
+
+def test_results_written_before_the_rename_keep_their_labels():
+    """Results files from before the method was named AFVSR say model "fusion" and argument
+    "fusion" (results/ holds such files): same rows, same order."""
+    for _, results in ROWS:
+        model = results["model"]
+        if model["name"] != "afvsr":
+            continue
+        old = json.loads(json.dumps(results))
+        old["model"]["name"] = "fusion"
+        old_kwargs = old["model"]["kwargs"]
+        old_kwargs["fusion"] = old_kwargs.pop("group_fusion")
+        assert describe(old) == describe(results)

@@ -143,13 +143,13 @@ def test_stage2_checks(tmp_path, frames):
     raw = tiny_config(
         tmp_path,
         frames,
-        model={"name": "fusion", "rates": [1, 2], "window": 3},
+        model={"name": "afvsr", "rates": [1, 2], "window": 3},
         data={"samples": "groups", "rates": [1, 2], "window": 5},
     )
     message = _error(write_config(tmp_path / "f.toml", raw))
     assert "[data] rates/window [1, 2]/5 must equal [model] rates/window [1, 2]/3" in message
     path = _write(tmp_path, frames, train={"backbone_checkpoint": "x.safetensors"})
-    assert "[train] backbone_checkpoint is for stage 2 (model fusion)" in _error(path)
+    assert "[train] backbone_checkpoint is for stage 2 (model afvsr)" in _error(path)
 
 
 def test_shipped_configs_are_valid():
@@ -161,7 +161,7 @@ def test_shipped_configs_are_valid():
 
 
 def test_data_rates_window_scale_and_samples_follow_the_model(tmp_path, frames):
-    raw = tiny_config(tmp_path, frames, model={"name": "fusion", "rates": [1, 3], "window": 3})
+    raw = tiny_config(tmp_path, frames, model={"name": "afvsr", "rates": [1, 3], "window": 3})
     cfg = resolve_config(raw, "f.toml")
     assert cfg["data"]["samples"] == "groups"
     assert (cfg["data"]["rates"], cfg["data"]["window"], cfg["data"]["scale"]) == ([1, 3], 3, 4)

@@ -113,10 +113,10 @@ def test_spynet_stays_unchanged_while_frozen(tmp_path, frames):
     assert all(changed)
 
 
-def _fusion_sections(tmp_path, backbone, **train):
+def _afvsr_sections(tmp_path, backbone, **train):
     return {
         "model": {
-            "name": "fusion",
+            "name": "afvsr",
             "mid_channels": 4,
             "num_blocks": 1,
             "rates": [1, 2],
@@ -140,7 +140,7 @@ def test_stage2_loads_backbone_by_module_and_freezes_it(tmp_path, frames):
         p.data.uniform_(-1, 1)
     backbone = tmp_path / "basic.safetensors"
     save_model(basic, backbone)
-    trainer = _trainer(tmp_path, frames, **_fusion_sections(tmp_path, backbone))
+    trainer = _trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
     try:
         model = trainer.model
         for name in ("spynet", "propagation", "reconstruction"):
@@ -160,7 +160,7 @@ def test_stage2_loads_backbone_by_module_and_freezes_it(tmp_path, frames):
     trainer = _trainer(
         tmp_path,
         frames,
-        **_fusion_sections(tmp_path, backbone, unfreeze_all=True),
+        **_afvsr_sections(tmp_path, backbone, unfreeze_all=True),
         run={"name": "all"},
     )
     try:
@@ -180,7 +180,7 @@ def test_stage2_rejects_a_mismatched_backbone(tmp_path, frames):
     backbone = tmp_path / "wide.safetensors"
     save_model(wide, backbone)
     with pytest.raises(AfvsrError, match=r"wide\.safetensors \(propagation\): tensor"):
-        _trainer(tmp_path, frames, **_fusion_sections(tmp_path, backbone))
+        _trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
 
 
 def test_spynet_checkpoint_loads_into_the_spynet_module(tmp_path, frames):
@@ -227,13 +227,13 @@ def test_stage2_mean_ablation_trains_only_the_reconstruction(tmp_path, frames):
     basic = build_model("basicvsr", mid_channels=4, num_blocks=1)
     backbone = tmp_path / "basic.safetensors"
     save_model(basic, backbone)
-    sections = _fusion_sections(tmp_path, backbone)
-    sections["model"]["fusion"] = "mean"
+    sections = _afvsr_sections(tmp_path, backbone)
+    sections["model"]["group_fusion"] = "mean"
     sections["train"]["iterations"] = 2
     cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "test.toml")
     assert train(cfg, source="test.toml") == 0
     final = load_model(tmp_path / "runs" / "tiny" / "model_final.safetensors")
-    assert final.kwargs["fusion"] == "mean"
+    assert final.kwargs["group_fusion"] == "mean"
     for name, changed in (("spynet", False), ("propagation", False), ("reconstruction", True)):
         mine, theirs = getattr(final, name).state_dict(), getattr(basic, name).state_dict()
         assert any(not torch.equal(mine[k], theirs[k]) for k in theirs) == changed, name

@@ -232,11 +232,11 @@ def test_ema_and_accumulation_run(tmp_path, frames):
     [
         ({"name": "iconvsr", "mid_channels": 8, "num_blocks": 1}, {}),
         (
-            {"name": "fusion", "mid_channels": 4, "num_blocks": 1, "rates": [1, 2], "window": 3},
+            {"name": "afvsr", "mid_channels": 4, "num_blocks": 1, "rates": [1, 2], "window": 3},
             {"samples": "groups", "rates": [1, 2], "window": 3},
         ),
     ],
-    ids=["iconvsr", "fusion-from-scratch"],
+    ids=["iconvsr", "afvsr-from-scratch"],
 )
 def test_every_model_family_trains_and_validates(tmp_path, frames, model, data):
     cfg = resolve_config(

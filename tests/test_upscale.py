@@ -25,7 +25,7 @@ from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import psnr
 from afvsr.imresize import imresize
-from afvsr.models import AttentionFusionVSR, BasicVSR, Bicubic
+from afvsr.models import AFVSR, BasicVSR, Bicubic
 from afvsr.video.upscale import default_output, default_overlap
 
 VFR_PTS = [0, 40, 80, 200, 240, 300, 310, 400, 440, 520]  # ms
@@ -226,20 +226,20 @@ def test_bf16_autocast_on_cpu_runs_close_to_fp32(tmp_path):
 
 
 def test_real_models_through_the_pipeline(tmp_path, monkeypatch):
-    """BasicVSR and the fusion model (in sequence mode) upscale every frame, in chunks."""
+    """BasicVSR and AFVSR (in sequence mode) upscale every frame, in chunks."""
     src = make_video(tmp_path / "in.mkv", num_frames=7, width=20, height=12, audio=False)
-    fusion = AttentionFusionVSR(mid_channels=4, num_blocks=1, rates=(1, 2), window=3)
+    method = AFVSR(mid_channels=4, num_blocks=1, rates=(1, 2), window=3)
     modes = []
-    forward = fusion.forward
+    forward = method.forward
     monkeypatch.setattr(
-        fusion, "forward", lambda lq, *, mode: modes.append(mode) or forward(lq, mode=mode)
+        method, "forward", lambda lq, *, mode: modes.append(mode) or forward(lq, mode=mode)
     )
     assert (
-        default_overlap(fusion) == 20
+        default_overlap(method) == 20
         and default_overlap(BasicVSR(mid_channels=4, num_blocks=0)) == 10
         and default_overlap(Bicubic()) == 0
     )
-    for name, model in [("basicvsr", BasicVSR(mid_channels=4, num_blocks=1)), ("fusion", fusion)]:
+    for name, model in [("basicvsr", BasicVSR(mid_channels=4, num_blocks=1)), ("afvsr", method)]:
         summary = afvsr.upscale_video(
             src, tmp_path / name, model=model, chunk=3, overlap=2, quiet=True
         )

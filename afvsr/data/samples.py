@@ -131,7 +131,7 @@ class SequenceSamples(_Samples):
 
 
 class RateGroupSamples(_Samples):
-    """Frame-rate-group samples around one reference frame, for the attention-fusion model.
+    """Frame-rate-group samples around one reference frame, for AFVSR (the method).
 
     Sample ``index`` is reference frame ``t`` = frame ``index`` of all clips laid end to end.
     Group g holds frames ``t + rates[g] * k``, ``k = -(W//2)..W//2`` (``group_indices``,

@@ -3,7 +3,9 @@
 - ``afvsr.evaluation.metrics``: ``psnr``, ``ssim``, ``frame_metrics``, ``rgb_to_y``, ``quantize``.
 - ``afvsr.evaluation.evaluate``: ``evaluate``, ``upscale_clip``, ``window_indices``,
   ``write_results``, ``load_results``.
-- ``cli`` / ``table`` / ``figures``: the `afvsr eval`, `afvsr table` and `afvsr figures` commands.
+- ``table``: the comparison table from results files; ``figures``: attention maps, crops and
+  training curves as matplotlib figures.
+- ``cli``: the `afvsr eval`, `afvsr table` and `afvsr figures` commands (arguments and runs).
 
 The names below are imported on first use, so `afvsr table` does not pay for importing torch.
 """

@@ -62,13 +62,13 @@ CSV_COLUMNS = (
 
 def window_indices(t: int, num_frames: int, window: int) -> list[int]:
     """The ``window`` frame indices centred on reference frame ``t``, mirrored at the clip's ends
-    (``afvsr.windows.window_indices``, the fusion model's rule for its groups, so windowed
+    (``afvsr.windows.window_indices``, AFVSR's rule for its groups, so windowed
     BasicVSR and the method see the same frames): ``window_indices(0, 10, 5) == [2, 1, 0, 1, 2]``."""
     return windows.window_indices(t, num_frames, window)
 
 
 def accepts_mode(model: nn.Module) -> bool:
-    """Whether ``model(lq, mode=...)`` is accepted (the fusion model's ``window``/``sequence``)."""
+    """Whether ``model(lq, mode=...)`` is accepted (AFVSR's ``window``/``sequence``)."""
     return "mode" in inspect.signature(model.forward).parameters
 
 
@@ -104,7 +104,7 @@ def upscale_clip(
 
     Args:
         lq: ``(t, 3, h, w)`` on the model's device.
-        mode: passed as ``model(lq, mode=mode)`` (the fusion model); None for other models.
+        mode: passed as ``model(lq, mode=mode)`` (AFVSR); None for other models.
         window: if set (odd), each reference frame t is rebuilt from the ``window`` frames centred
             on it alone (mirrored at the ends, see ``window_indices``), taking the output at the
             window's centre; ``window_batch`` windows run as one batch. None: the whole clip at once.
@@ -196,10 +196,10 @@ def evaluate(
             It is run on the device its parameters are on (CPU for a model without any).
         dataset: ``len(dataset)`` and ``dataset[i] → {"lq": (t, 3, h, w), "gt": (t, 3, s*h, s*w),
             "key": str}`` in [0, 1].
-        mode: ``"window"`` / ``"sequence"`` for a model whose forward takes ``mode`` (the fusion
-            model); must be None for other models.
+        mode: ``"window"`` / ``"sequence"`` for a model whose forward takes ``mode``
+            (AFVSR); must be None for other models.
         window: restrict a recurrent model (BasicVSR, IconVSR) to ``window`` frames centred on
-            each reference frame (odd; mirrored at the clip's ends). Not for the fusion model,
+            each reference frame (odd; mirrored at the clip's ends). Not for AFVSR,
             whose groups are part of it.
         border: pixels cropped from each side before scoring.
         max_frames: score only the first ``max_frames`` frames of each clip (quick checks).
@@ -215,14 +215,14 @@ def evaluate(
     takes_mode = accepts_mode(model)
     if mode is not None and not takes_mode:
         raise AfvsrError(
-            f"--mode applies to the fusion model only, not to {model_name(model)} "
+            f"--mode applies to AFVSR only, not to {model_name(model)} "
             "(use --window N to restrict a recurrent model to a window)"
         )
     if mode is not None and mode not in ("window", "sequence"):
         raise AfvsrError(f"expected mode 'window' or 'sequence', got {mode!r}")
     if window is not None and takes_mode:
         raise AfvsrError(
-            "--window restricts BasicVSR/IconVSR to a window; the fusion model's groups are "
+            "--window restricts BasicVSR/IconVSR to a window; AFVSR's groups are "
             "fixed by its checkpoint (use --mode window|sequence)"
         )
     if window is not None and (window < 1 or window % 2 == 0):

@@ -8,9 +8,9 @@
   curves     training loss and validation PSNR against step, from one or more runs' JSONL logs
 
 examples:
-  afvsr figures attention --model fusion-multihead-small --data shared:val --clip basketballpass
+  afvsr figures attention --model afvsr-multihead-small --data shared:val --clip basketballpass
   afvsr figures compare --data REDS4 --root ~/data/REDS --clip 000 --frame 50 --crop 400,200,160,160
-  afvsr figures curves runs/fusion/metrics.jsonl --out curves.png
+  afvsr figures curves runs/afvsr_single_cpu/metrics.jsonl --out curves.png
 
 Figures are drawn with matplotlib's Agg canvas (no display needed); the PNG's size in pixels is
 the figure size in inches times --dpi, and the file is written atomically.
@@ -18,22 +18,16 @@ the figure size in inches times --dpi, and the file is written atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from afvsr.errors import AfvsrError
 
-PRETTY = {"bicubic": "Bicubic", "basicvsr": "BasicVSR", "iconvsr": "IconVSR", "fusion": "AFVSR"}
-COMPARE_DEFAULTS = ("bicubic", "basicvsr-small", "fusion-single-small")
+PRETTY = {"bicubic": "Bicubic", "basicvsr": "BasicVSR", "iconvsr": "IconVSR", "afvsr": "AFVSR"}
+COMPARE_DEFAULTS = ("bicubic", "basicvsr-small", "afvsr-single-small")
 TITLE_IN = 0.3  # inches above a row of panels for their titles
-
-
-# ---------------------------------------------------------------------------------------------
-# Drawing (tensors in, matplotlib Figure out): what the tests call.
 
 
 def new_figure(width_in: float, height_in: float):
@@ -91,7 +85,7 @@ def attention_figure(maps: dict, *, rates, channels: list[int] | None = None, ce
 
     Args:
         maps: ``{"projection", "attention", "output"}`` each ``(heads, G, c, h, w)`` (batch
-            element 0 of ``AttentionFusionVSR.forward_groups(..., return_attention=True)``).
+            element 0 of ``AFVSR.forward_groups(..., return_attention=True)``).
         rates: the model's rates, one per group (row labels).
         channels: feature channels to show (all heads), or None to pick one per head.
         cell: inches per panel.
@@ -265,171 +259,3 @@ def curves_figure(logs: dict[str, list[dict[str, Any]]], *, width: float = 10, h
     else:
         ax_val.text(0.5, 0.5, "no validation records", ha="center", transform=ax_val.transAxes)
     return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line.
-
-
-def _common(p: argparse.ArgumentParser, out: str) -> None:
-    p.add_argument("--out", default=out, metavar="FILE.png", help=f"PNG written here ({out})")
-    p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the PNG (100)")
-
-
-def _clip_args(p: argparse.ArgumentParser) -> None:
-    from afvsr.evaluation.cli import add_data_arguments
-
-    add_data_arguments(p)
-    p.add_argument("--clip", default="0", help="clip name or index (default: the first clip)")
-    p.add_argument("--frame", type=int, help="frame index in the clip (default: the middle)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda when available)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    sub = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True)
-
-    p = sub.add_parser("attention", help="attention maps per head and group for one frame")
-    p.add_argument("--model", metavar="NAME|CKPT", help="a fusion model (default: shipped one)")
-    _clip_args(p)
-    p.add_argument(
-        "--channels",
-        metavar="C[,C…]",
-        help="feature channels to show (default: per head, the one whose attention varies most)",
-    )
-    _common(p, "attention.png")
-
-    p = sub.add_parser("compare", help="crops of several models' outputs and the ground truth")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        metavar="NAME|CKPT",
-        help=f"models, in order (default: those of {', '.join(COMPARE_DEFAULTS)} available)",
-    )
-    p.add_argument("--labels", nargs="+", help="panel labels, one per model")
-    p.add_argument("--crop", metavar="X,Y,W,H", help="region in HR pixels (default: centre)")
-    _clip_args(p)
-    _common(p, "compare.png")
-
-    p = sub.add_parser("curves", help="training loss and validation PSNR from JSONL logs")
-    p.add_argument("logs", nargs="+", metavar="LOG.jsonl|RUN_DIR", help="training logs")
-    _common(p, "curves.png")
-
-
-def _load_clip(args: argparse.Namespace, scale: int) -> tuple[str, Any, Any, int]:
-    """``(key, lq (t, 3, h, w), gt (t, 3, H, W), frame)`` chosen by --data/--clip/--frame."""
-    from afvsr.evaluation.cli import open_dataset
-
-    ds = open_dataset(args, scale)
-    if len(ds) == 0:
-        raise AfvsrError(f"dataset {args.data} has no clips")
-    sample = None
-    if args.clip.isdigit() and int(args.clip) < len(ds):
-        sample = ds[int(args.clip)]
-    else:
-        for i in range(len(ds)):
-            if ds[i]["key"] == args.clip:
-                sample = ds[i]
-                break
-    if sample is None:
-        raise AfvsrError(f"no clip {args.clip!r} in {args.data} ({len(ds)} clips)")
-    if sample.get("gt") is None:
-        raise AfvsrError(f"clip {sample['key']!r} has no ground truth")
-    t = sample["lq"].shape[0]
-    frame = t // 2 if args.frame is None else args.frame
-    if not 0 <= frame < t:
-        raise AfvsrError(f"--frame {frame}: clip {sample['key']!r} has frames 0..{t - 1}")
-    return sample["key"], sample["lq"], sample["gt"], frame
-
-
-def _run_attention(args: argparse.Namespace) -> Path:
-    import torch
-
-    from afvsr.checkpoint import default_model_name, load_model
-    from afvsr.inference import resolve_device
-
-    device = resolve_device(args.device)
-    source = args.model or default_model_name()
-    model = load_model(source, map_location=device)
-    if not hasattr(model, "forward_groups"):
-        raise AfvsrError(f"model '{source}' is not the fusion model; it has no attention maps")
-    key, lq, _, frame = _load_clip(args, model.scale)
-    channels = None
-    if args.channels:
-        try:
-            channels = [int(c) for c in args.channels.split(",")]
-        except ValueError:
-            raise AfvsrError(
-                f"--channels: expected integers like 0,5, got {args.channels}"
-            ) from None
-    idx = torch.tensor(model.group_indices(frame, lq.shape[0]))  # (G, W)
-    with torch.inference_mode():
-        _, maps = model.forward_groups(lq[idx][None].to(device), return_attention=True)
-    fig = attention_figure({k: v[0] for k, v in maps.items()}, rates=model.rates, channels=channels)
-    fig.suptitle(f"{source}: clip {key}, frame {frame}", fontsize=9)
-    return save_png(fig, args.out, dpi=args.dpi)
-
-
-def _run_compare(args: argparse.Namespace) -> Path:
-    from afvsr.checkpoint import available_models, load_model
-    from afvsr.evaluation.evaluate import model_name, upscale_clip
-    from afvsr.inference import resolve_device
-
-    device = resolve_device(args.device)
-    sources = args.models or [m for m in COMPARE_DEFAULTS if m in available_models()]
-    if args.labels is not None and len(args.labels) != len(sources):
-        raise AfvsrError(
-            f"expected {len(sources)} --labels (one per model), got {len(args.labels)}"
-        )
-    if not sources:
-        raise AfvsrError("no models to compare: pass --models NAME|CKPT …")
-    # Networks first: bicubic then takes their scale.
-    nets = {s: load_model(s, map_location=device) for s in sources if s != "bicubic"}
-    scales = {m.scale for m in nets.values()}
-    if len(scales) > 1:
-        raise AfvsrError(f"the models upscale by different factors: {sorted(scales)}")
-    scale = scales.pop() if scales else 4
-    models = [nets[s] if s in nets else load_model(s, scale=scale) for s in sources]
-    key, lq, gt, frame = _load_clip(args, scale)
-    crop = parse_crop(args.crop, gt.shape[-2], gt.shape[-1])
-    panels = []
-    for i, (source, model) in enumerate(zip(sources, models, strict=True)):
-        print(f"afvsr figures: upscaling clip {key} with {source}", file=sys.stderr, flush=True)
-        out = upscale_clip(model, lq.to(device))[frame].cpu()
-        label = args.labels[i] if args.labels else PRETTY.get(model_name(model), str(source))
-        panels.append((label, out))
-    fig = compare_figure(panels, gt[frame], crop)
-    return save_png(fig, args.out, dpi=args.dpi)
-
-
-def _run_curves(args: argparse.Namespace) -> Path:
-    logs = {}
-    for log in args.logs:
-        path = Path(log)
-        label = (path if path.is_dir() else path.parent).name or path.stem
-        logs[label if label not in logs else str(path)] = read_log(path)
-    return save_png(curves_figure(logs), args.out, dpi=args.dpi)
-
-
-def check_figure_output(args: argparse.Namespace) -> None:
-    """Refuse an --out that is, holds or lies inside an input (a log, a model, the data), before
-    any work; an earlier figure at --out is replaced, as each run replaces its own PNG."""
-    from afvsr.evaluation.cli import data_inputs
-    from afvsr.outputs import Output, check_outputs
-
-    logs = [Path(p) for p in getattr(args, "logs", [])]
-    # A run folder's log is the input; a figure may go next to it, into the run folder.
-    inputs = [log for p in logs for log in (sorted(p.glob("*.jsonl")) if p.is_dir() else [p])]
-    inputs += getattr(args, "models", None) or []
-    inputs.append(getattr(args, "model", None))
-    if getattr(args, "data", None) is not None:
-        inputs += data_inputs(args)
-    check_outputs([Output(path=Path(args.out), label="--out")], inputs, force=True)
-
-
-def run(args: argparse.Namespace) -> int:
-    runner = {"attention": _run_attention, "compare": _run_compare, "curves": _run_curves}
-    check_figure_output(args)
-    path = runner[args.figure](args)
-    print(f"afvsr figures: wrote {path}", file=sys.stderr)
-    return 0

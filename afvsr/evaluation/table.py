@@ -10,35 +10,21 @@ Vid4, RGB otherwise). All files must come from the same dataset.
 
 examples:
   afvsr table results/*.json
-  afvsr table bicubic.json basicvsr5.json fusion.json --out table.csv --channel y
+  afvsr table bicubic.json basicvsr5.json afvsr.json --out table.csv --channel y
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
-import sys
 from pathlib import Path
 from typing import Any
+
+from afvsr.names import current_kwargs, current_name
 
 COLUMNS = ("Method", "Modality", "Params (M)", "PSNR", "SSIM", "ms/frame")
 DEFAULT_RATES = (1, 2, 3)
 METHOD = "AFVSR"  # the method this package implements (attention-based fusion VSR)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("results", nargs="+", metavar="RESULTS", help="results JSON files")
-    parser.add_argument(
-        "--out", default="table.csv", metavar="FILE.csv", help="CSV written here (table.csv)"
-    )
-    parser.add_argument(
-        "--channel",
-        choices=("auto", "rgb", "y"),
-        default="auto",
-        help="metrics on RGB or on Y (default auto: Y for Vimeo-90K/Vid4, RGB otherwise)",
-    )
 
 
 def _rates(kwargs: dict) -> tuple[int, ...]:
@@ -57,7 +43,8 @@ def describe(results: dict[str, Any]) -> tuple[str, str, tuple]:
 
 def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
     model = results["model"]
-    name, kwargs = model["name"], model.get("kwargs") or {}
+    name = current_name(model["name"])  # results files written before the rename say "fusion"
+    kwargs = current_kwargs(name, model.get("kwargs") or {})
     window, mode = results.get("window"), results.get("mode")
     if name == "bicubic":
         return "Bicubic", "single frame", (0,)
@@ -67,11 +54,11 @@ def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
         if window is None:
             return f"{label} (full sequence)", "recurrent, full sequence", (rank, float("inf"))
         return f"{label} ({window} frames)", f"recurrent, {window}-frame window", (rank, window)
-    if name == "fusion":
+    if name == "afvsr":
         heads = int(kwargs.get("num_heads", 1))
         rates = _rates(kwargs)
         label = f"{METHOD} single-head" if heads == 1 else f"{METHOD} multi-head ({heads} heads)"
-        ablation = kwargs.get("fusion", "attention") == "mean"
+        ablation = kwargs.get("group_fusion", "attention") == "mean"
         if ablation:
             label = f"{METHOD} ablation: mean over groups, no attention"
         if rates != DEFAULT_RATES:
@@ -167,42 +154,13 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from afvsr.errors import AfvsrError
+def write_csv(rows: list[dict[str, str]], path: str | os.PathLike) -> Path:
+    """Write the table's rows (from :func:`build_rows`) as CSV with a header, atomically."""
     from afvsr.io_utils import atomic_path
-    from afvsr.outputs import Output, check_outputs
 
-    out = Path(args.out)
-    # The table replaces its own CSV on every run, but never one of its inputs.
-    check_outputs([Output(path=out, label="--out")], args.results, force=True)
-    all_results = [read_results(p) for p in args.results]
-    datasets = sorted({str(r["dataset"].get("name")) for r in all_results})
-    if len(datasets) > 1:
-        raise AfvsrError(
-            f"results come from different datasets ({', '.join(datasets)}); one table compares "
-            "methods on one dataset"
-        )
-    subsets = sorted({str(r.get("max_frames")) for r in all_results})
-    if len(subsets) > 1:
-        raise AfvsrError(
-            f"results score different frames (max_frames {', '.join(subsets)}); one table "
-            "compares methods on the same frames"
-        )
-    max_frames = all_results[0].get("max_frames")
-    channel = pick_channel(args.channel, datasets[0])
-    rows = build_rows(all_results, channel)
-    devices = sorted({str(r.get("device")) for r in all_results})
-    num_clips = sorted({r["dataset"]["num_clips"] for r in all_results})
-    print(
-        f"{datasets[0]} ({'/'.join(map(str, num_clips))} clips"
-        f"{f', the first {max_frames} frames of each' if max_frames else ''}): "
-        "mean PSNR (dB) / SSIM over clips "
-        f"on {channel.upper() if channel == 'y' else 'RGB'}; ms/frame on {', '.join(devices)}\n"
-    )
-    print(markdown(rows), flush=True)
-    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    print(f"afvsr table: wrote {out}", file=sys.stderr)
-    return 0
+    return path

@@ -1,4 +1,4 @@
-"""The models: SPyNet, BasicVSR, IconVSR, AttentionFusionVSR (the method) and Bicubic.
+"""The models: SPyNet, BasicVSR, IconVSR, AFVSR (the method) and Bicubic.
 
 Every video model maps ``lq (b, t, 3, h, w)`` in [0, 1] to ``(b, t, 3, scale*h, scale*w)``.
 """
@@ -7,30 +7,36 @@ from __future__ import annotations
 
 from torch import nn
 
+from afvsr.models.afvsr_net import AFVSR, AttentionFusionVSR
 from afvsr.models.basicvsr import BasicVSR
 from afvsr.models.bicubic import Bicubic
-from afvsr.models.fusion_vsr import AttentionFusionVSR
 from afvsr.models.iconvsr import IconVSR
 from afvsr.models.spynet import SPyNet
+from afvsr.names import current_kwargs, current_name
 
-# The one place a model family's name maps to its class (checkpoints, configs and the CLI use it).
+# The one place a model family's name maps to its class (checkpoints, configs and the CLI use it);
+# old names ("fusion" for "afvsr") are mapped in one place too, afvsr.names.OLD_NAMES.
 MODELS: dict[str, type[nn.Module]] = {
     "bicubic": Bicubic,
     "spynet": SPyNet,
     "basicvsr": BasicVSR,
     "iconvsr": IconVSR,
-    "fusion": AttentionFusionVSR,
+    "afvsr": AFVSR,
 }
 
 
 def build_model(name: str, **kwargs) -> nn.Module:
-    """``build_model("basicvsr", mid_channels=32, num_blocks=5)``; ValueError for an unknown name."""
-    if name not in MODELS:
+    """``build_model("basicvsr", mid_channels=32, num_blocks=5)``; ValueError for an unknown name.
+
+    Old names and arguments read as their current ones (``build_model("fusion", fusion="mean")``
+    is ``build_model("afvsr", group_fusion="mean")``; see :mod:`afvsr.names`)."""
+    if current_name(name) not in MODELS:
         raise ValueError(f"expected a model name in {sorted(MODELS)}, got {name!r}")
-    return MODELS[name](**kwargs)
+    return MODELS[current_name(name)](**current_kwargs(name, kwargs))
 
 
 __all__ = [
+    "AFVSR",
     "MODELS",
     "AttentionFusionVSR",
     "BasicVSR",

@@ -76,6 +76,7 @@ class BidirectionalPropagation(nn.Module):
         self.forward_branch = ResidualBlocksWithInputConv(
             in_channels=mid_channels + 3, mid_channels=mid_channels, num_blocks=num_blocks
         )
+        # the 1x1 direction-fusion conv, under BasicSR's name (a published key; not AFVSR)
         self.fusion = nn.Conv2d(2 * mid_channels, mid_channels, 1, 1, 0)
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 

@@ -162,7 +162,7 @@ def check_upsample_mode(mode: str) -> str:
 class Reconstruction(nn.Module):
     """Features of one frame → the HR frame: upsample, conv_hr, conv_last, plus an upsampled LR.
 
-    BasicVSR's "aggregation and upsampling" after the fusion conv; the method (attention fusion)
+    BasicVSR's "aggregation and upsampling" after its direction-fusion conv; AFVSR (the method)
     reuses it unchanged so it can be warm-started from a trained BasicVSR. The residual base is
     ``F.interpolate(lr, scale_factor=scale, mode=upsample_mode, align_corners=False)``:
     ``"bilinear"`` is what BasicSR's and mmagic's BasicVSR/IconVSR use (their published weights

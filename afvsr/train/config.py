@@ -18,12 +18,14 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from afvsr.checkpoint import KWARG_RANGES, MAX_LIST
 from afvsr.errors import AfvsrError
 from afvsr.models import MODELS
+from afvsr.names import current_name, kwarg_renames
 from afvsr.schema import ConfigError, Field, check_section, read_config_file
 from afvsr.train.task import Task
 from afvsr.train.tasks import TASKS
@@ -189,6 +191,26 @@ class _RawConfig:
         for key, default in EARLIER_TRAIN_DEFAULTS.items():
             if key in train and key not in own and train[key] == default:
                 del train[key]
+        self.rename_model()
+
+    def rename_model(self) -> None:
+        """Old ``[model]`` names read as the current ones (``afvsr.names``): ``name = "fusion"``
+        as ``"afvsr"``; the argument ``fusion`` as ``group_fusion``, with a FutureWarning."""
+        model = self.section("model")
+        name = model.get("name")
+        if not isinstance(name, str):
+            return
+        for old, new in kwarg_renames(name, model).items():
+            warnings.warn(
+                f"{self.src('model', old)}: [model] {old} is named {new} now; read as {new}",
+                FutureWarning,
+                stacklevel=2,
+            )
+            model[new] = model.pop(old)
+            for table in (self.origin, self.as_text):
+                if ("model", old) in table:
+                    table[("model", new)] = table.pop(("model", old))
+        model["name"] = current_name(name)
 
 
 def resolve_config(

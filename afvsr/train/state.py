@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
@@ -208,15 +207,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
 def read_checkpoint_tensors(path: str | os.PathLike) -> dict[str, Tensor]:
     """Every tensor of a checkpoint whose header :func:`read_checkpoint_header` accepted."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
+    try:  # the file may have been cut short or changed since its header was read
+        with open_safetensors(path, what="training checkpoint") as f:
             return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # a file cut short or changed since its header was read
-        raise CheckpointError(f"{path}: cannot read its tensors ({one_line_text(exc)})") from None
-
-
-def one_line_text(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    except AfvsrError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _is_int(v: Any) -> bool:

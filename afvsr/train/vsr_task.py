@@ -1,12 +1,15 @@
-"""The "vsr" task: BasicVSR, IconVSR and the attention-fusion model on (lq, gt) samples.
+"""The "vsr" task: BasicVSR, IconVSR and AFVSR (the method) on (lq, gt) samples.
 
-Stage 1 (BasicVSR, IconVSR, or the fusion model from scratch): every top-level module of the
+Stage 1 (BasicVSR, IconVSR, or AFVSR from scratch): every top-level module of the
 model is a parameter group at ``lr``, except SPyNet, which is frozen for the first
 ``spynet_freeze_iters`` steps and then trains at ``spynet_lr_mult × lr`` (the BasicVSR recipe:
 5,000 steps, 0.125). ``[train] init_checkpoint`` starts every weight from a model file (or shipped
 model name) of the same family, strictly by name: continued training of a shipped model.
+IconVSR's ``[train] extractor_checkpoint`` starts its EDVR extractor from BasicSR's or mmagic's
+published EDVR-for-IconVSR file (or an IconVSR model file); the extractor then waits, frozen, for
+the same ``spynet_freeze_iters`` steps as SPyNet (BasicSR's and mmagic's IconVSR recipe).
 
-Stage 2 of the method (``[train] backbone_checkpoint`` set, fusion model): ``spynet``,
+Stage 2 of the method (``[train] backbone_checkpoint`` set, model ``afvsr``): ``spynet``,
 ``propagation`` and ``reconstruction`` are loaded from a trained BasicVSR model file, module by
 module and strictly; SPyNet and propagation are frozen (``unfreeze_all = true`` trains them at
 ``lr_finetune``, SPyNet at ``spynet_lr_mult × lr_finetune``), the attention module trains at
@@ -14,11 +17,12 @@ module and strictly; SPyNet and propagation are frozen (``unfreeze_all = true`` 
 
 Samples: ``[data] samples = "sequence"`` (``lq (b, t, 3, p, p)``, ``gt (b, t, 3, sp, sp)``: every
 frame's output is supervised) for BasicVSR/IconVSR, ``"groups"`` (``lq (b, G, W, 3, p, p)``,
-``gt (b, 3, sp, sp)``: the reference frame through ``forward_groups``) for the fusion model.
+``gt (b, 3, sp, sp)``: the reference frame through ``forward_groups``) for AFVSR.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from afvsr.checkpoint import (
+    kwargs_mismatch,
     load_backbone,
+    load_extractor,
     load_spynet,
     load_state_dict_strict,
-    read_model_tensors,
+    read_model_file,
     resolve_model_path,
 )
 from afvsr.data.build import (
@@ -53,12 +59,24 @@ VAL_METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 def load_whole_model(model: nn.Module, name_or_path: str, family: str) -> None:
     """Every weight of ``model`` from a model file (or shipped model name) of model family
-    ``family``, strictly by name: a missing, unexpected or mis-shaped tensor is an error."""
+    ``family``, strictly by name: a missing, unexpected or mis-shaped tensor is an error, and so
+    is a constructor argument of the file that differs from ``[model]``'s (``upsample_mode``,
+    ``keyframe_stride``, …: what the weights' shapes do not show), named with the fix."""
     path = str(resolve_model_path(name_or_path))
-    found, tensors = read_model_tensors(path)
-    if found != family:
-        raise AfvsrError(f"{path}: expected a {family} model file to start from, got {found!r}")
-    load_state_dict_strict(model, tensors, source=path)
+    found = read_model_file(path)
+    if found.family != family:
+        raise AfvsrError(
+            f"{path}: expected a {family} model file to start from, got {found.family!r}"
+        )
+    load_state_dict_strict(model, found.tensors, source=path)
+    mismatch = kwargs_mismatch(model, found.kwargs)
+    if mismatch is not None:
+        name, theirs, ours = mismatch
+        raise AfvsrError(
+            f"{path}: the model file has {name} = {json.dumps(theirs)}, [model] has "
+            f"{name} = {json.dumps(ours)}: set [model] {name} = {json.dumps(theirs)} to start "
+            "from it"
+        )
 
 
 class _Subset:
@@ -94,6 +112,11 @@ class VSRTask(Task):
         "init_checkpoint": Field(
             "", help="every weight from a model file (or shipped name) of the same family"
         ),
+        "extractor_checkpoint": Field(
+            "",
+            help="IconVSR: extractor weights (EDVR-for-IconVSR or IconVSR file), "
+            "frozen for spynet_freeze_iters",
+        ),
         "unfreeze_all": Field(False, help="stage 2: train the backbone too (at lr_finetune)"),
         "lr_base": Field(0.0, ge=0, help="stage 2: the attention module's lr; 0 = lr"),
         "lr_finetune": Field(0.0, ge=0, help="stage 2: reconstruction's lr; 0 = lr"),
@@ -107,7 +130,7 @@ class VSRTask(Task):
         "gt_downscale": Field(1, choices=(1, 2), help="2: shrink the ground truth x2 first"),
         "max_clips": Field(0, ge=0, help="score only the first N clips; 0 = all"),
         "max_frames": Field(0, ge=0, help="score only the first N frames of a clip; 0 = all"),
-        "mode": Field("sequence", choices=("sequence", "window"), help="fusion model only"),
+        "mode": Field("sequence", choices=("sequence", "window"), help="AFVSR only"),
         "best": Field("psnr_y", choices=VAL_METRICS, help="picks the best checkpoint (highest)"),
         "num_images": Field(2, ge=0, help="clips whose middle frame goes to TensorBoard"),
     }
@@ -125,7 +148,7 @@ class VSRTask(Task):
     def data_schema(cls, model: dict[str, Any]) -> dict[str, Field]:
         """``scale``, ``rates``, ``window`` and ``samples`` default from ``[model]``."""
         follow = {"scale": model["scale"]}
-        if model["name"] == "fusion":
+        if model["name"] == "afvsr":
             follow.update(samples="groups", rates=list(model["rates"]), window=model["window"])
         return {
             k: replace(f, default=follow[k]) if k in follow else f
@@ -136,21 +159,21 @@ class VSRTask(Task):
     def check_config(cls, cfg: dict[str, Any]) -> None:
         model, data = cfg["model"], cfg["data"]
         name = model["name"]
-        if name not in (*SEQUENCE_MODELS, "fusion"):
+        if name not in (*SEQUENCE_MODELS, "afvsr"):
             raise ConfigError(
-                f"[model] name: the vsr task trains basicvsr, iconvsr or fusion, got {name!r}"
+                f"[model] name: the vsr task trains basicvsr, iconvsr or afvsr, got {name!r}"
             )
         check_data_relations(data)
         if model["scale"] != data["scale"]:
             raise ConfigError(
                 f"[model] scale {model['scale']} and [data] scale {data['scale']} differ"
             )
-        want = "groups" if name == "fusion" else "sequence"
+        want = "groups" if name == "afvsr" else "sequence"
         if data["samples"] != want:
             raise ConfigError(
                 f"[data] samples: model {name} trains on {want!r} samples, got {data['samples']!r}"
             )
-        if name == "fusion" and (
+        if name == "afvsr" and (
             list(data["rates"]) != list(model["rates"]) or data["window"] != model["window"]
         ):
             raise ConfigError(
@@ -161,14 +184,19 @@ class VSRTask(Task):
 
     @staticmethod
     def _check_start_weights(name: str, tcfg: dict[str, Any]) -> None:
-        if tcfg["backbone_checkpoint"] and name != "fusion":
+        if tcfg["backbone_checkpoint"] and name != "afvsr":
             raise ConfigError(
-                f"[train] backbone_checkpoint is for stage 2 (model fusion), not {name}"
+                f"[train] backbone_checkpoint is for stage 2 (model afvsr), not {name}"
             )
-        if tcfg["init_checkpoint"] and (tcfg["spynet_checkpoint"] or tcfg["backbone_checkpoint"]):
+        if tcfg["extractor_checkpoint"] and name != "iconvsr":
             raise ConfigError(
-                "[train] init_checkpoint loads every weight: leave spynet_checkpoint "
-                "and backbone_checkpoint unset"
+                f"[train] extractor_checkpoint fills IconVSR's extractor; model {name} has none"
+            )
+        parts = ("spynet_checkpoint", "backbone_checkpoint", "extractor_checkpoint")
+        if tcfg["init_checkpoint"] and any(tcfg[k] for k in parts):
+            raise ConfigError(
+                "[train] init_checkpoint loads every weight: leave spynet_checkpoint, "
+                "backbone_checkpoint and extractor_checkpoint unset"
             )
 
     # ------------------------------------------------------------------ model and data
@@ -177,7 +205,7 @@ class VSRTask(Task):
         kwargs = {k: v for k, v in self.cfg["model"].items() if k != "name"}
         model = build_model(self.cfg["model"]["name"], **kwargs)
         tcfg = self.cfg["train"]
-        for key in ("spynet_checkpoint", "backbone_checkpoint"):
+        for key in ("spynet_checkpoint", "backbone_checkpoint", "extractor_checkpoint"):
             if tcfg[key] and not Path(tcfg[key]).is_file():
                 raise ConfigError(
                     f"[train] {key}: no file {tcfg[key]} (train that stage first, or "
@@ -189,6 +217,8 @@ class VSRTask(Task):
             load_spynet(model, tcfg["spynet_checkpoint"])
         if tcfg["backbone_checkpoint"]:
             load_backbone(model, tcfg["backbone_checkpoint"])
+        if tcfg["extractor_checkpoint"]:
+            load_extractor(model, tcfg["extractor_checkpoint"])
         return model.train()
 
     def build_train_dataset(self) -> torch.utils.data.Dataset:
@@ -223,6 +253,9 @@ class VSRTask(Task):
                 groups.append(
                     ModuleGroup("spynet", [child], mult * lr, tcfg["spynet_freeze_iters"])
                 )
+            elif child is getattr(model, "extractor", None) and tcfg["extractor_checkpoint"]:
+                # a pretrained extractor waits with SPyNet (BasicSR's and mmagic's IconVSR recipe)
+                groups.append(ModuleGroup(name, [child], lr, tcfg["spynet_freeze_iters"]))
             else:
                 groups.append(ModuleGroup(name, [child], lr))
         return groups
@@ -261,7 +294,7 @@ class VSRTask(Task):
         v = self.cfg["val"]
         data = self._dataset()
         max_frames = v["max_frames"] or None
-        mode = v["mode"] if self.cfg["model"]["name"] == "fusion" else None
+        mode = v["mode"] if self.cfg["model"]["name"] == "afvsr" else None
         results = evaluate(model, data, mode=mode, max_frames=max_frames)
         metrics = {k: float(x) for k, x in results["mean"].items()}
         if self._bicubic is None:

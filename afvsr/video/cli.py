@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help=f"context frames on each side of a chunk, dropped at joins (default: "
         f"{DEFAULT_OVERLAP_STEPS} recurrent steps: {DEFAULT_OVERLAP_STEPS} frames, times the "
-        "largest frame rate for the fusion model)",
+        "largest frame rate for AFVSR)",
     )
     parser.add_argument(
         "--tile",

@@ -3,7 +3,7 @@
 ``OnnxModel(path)(lq)`` maps ``lq (b, t, 3, h, w)`` to ``(b, t, 3, scale*h, scale*w)`` like the
 PyTorch models, so ``upscale_video(model=OnnxModel(path))`` works unchanged. The exported graph
 takes a fixed number of frames N (its ``afvsr.num_frames`` metadata): a shorter clip is
-mirror-padded to N frames (the reflection the fusion model uses at clip ends) and the output
+mirror-padded to N frames (the reflection AFVSR uses at clip ends) and the output
 cropped back; a longer one runs as overlapping N-frame windows, each output frame taken from the
 window in which it lies farthest from an edge (``afvsr upscale`` should pick chunks that fit, so
 this is a fallback).
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from afvsr.errors import AfvsrError
 from afvsr.models.common import check_lq
+from afvsr.names import current_name
 from afvsr.windows import mirror_index, owned_ranges, span_starts
 
 METADATA_PREFIX = "afvsr."
@@ -35,7 +36,7 @@ def window_starts(t: int, n: int) -> list[int]:
 
 
 class OnnxModel(nn.Module):
-    """An exported BasicVSR or fusion model run by onnxruntime; no parameters on the torch side.
+    """An exported BasicVSR or AFVSR model run by onnxruntime; no parameters on the torch side.
 
     Args:
         path: the ``.onnx`` file written by ``afvsr export``.
@@ -43,8 +44,8 @@ class OnnxModel(nn.Module):
             none), or ``"auto"`` (CUDA when onnxruntime offers it, else CPU).
         threads: onnxruntime intra-op threads (default: its own choice, the physical cores).
 
-    Attributes: ``scale``, ``num_frames`` (N), ``family`` (``"basicvsr"`` or ``"fusion"``),
-    ``rates`` (the fusion model's frame rates, None for BasicVSR), ``metadata`` (the file's
+    Attributes: ``scale``, ``num_frames`` (N), ``family`` (``"basicvsr"`` or ``"afvsr"``),
+    ``rates`` (AFVSR's frame rates, None for BasicVSR), ``metadata`` (the file's
     ``afvsr.*`` metadata, prefix removed), ``providers``.
     """
 
@@ -92,7 +93,7 @@ class OnnxModel(nn.Module):
                 f"{path}: expected an ONNX file written by `afvsr export` (metadata "
                 f"afvsr.scale and afvsr.num_frames), got metadata keys {sorted(props)}"
             ) from None
-        self.family = self.metadata.get("model", "")
+        self.family = current_name(self.metadata.get("model", ""))  # "fusion" before the rename
         rates = json.loads(self.metadata.get("kwargs", "{}")).get("rates")
         self.rates = tuple(rates) if rates else None
         self.providers = self.session.get_providers()
@@ -111,7 +112,7 @@ class OnnxModel(nn.Module):
         """One call of the graph: ``(1, N, 3, h, w)`` float32 → ``(1, N, 3, s*h, s*w)``."""
         return self.session.run(None, {self.input_name: lq})[0]
 
-    def upscale_clip(self, clip: np.ndarray) -> np.ndarray:
+    def run_clip(self, clip: np.ndarray) -> np.ndarray:
         """``clip (t, 3, h, w)`` float32, any t >= 1 → ``(t, 3, s*h, s*w)``."""
         t, n = clip.shape[0], self.num_frames
         if t <= n:
@@ -137,5 +138,5 @@ class OnnxModel(nn.Module):
         """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)`` float32, on lq's device."""
         check_lq(lq)
         clips = lq.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self.upscale_clip(clip) for clip in clips])
+        out = np.stack([self.run_clip(clip) for clip in clips])
         return torch.from_numpy(out).to(lq.device)

@@ -51,7 +51,7 @@ from afvsr.video.writer import check_output, is_folder_output, open_output
 
 # Chunk defaults (see README.md, "Streaming", and benchmarks/bench_chunk_overlap.py): a chunk sees
 # DEFAULT_OVERLAP_STEPS propagation steps of context on each side. A recurrent step moves one
-# frame in BasicVSR/IconVSR, but ``r`` frames in the fusion model's rate-``r`` stream, so the
+# frame in BasicVSR/IconVSR, but ``r`` frames in AFVSR's rate-``r`` stream, so the
 # overlap in frames is the steps times the model's largest rate. The chunk length comes from the
 # memory budget (afvsr.video.budget); DEFAULT_CHUNK frames and twice the overlap is the chunk
 # where no budget applies (the onnxruntime backend's fallback, the export's default frames).
@@ -143,7 +143,7 @@ def model_call(net: nn.Module) -> Callable[[Tensor, slice], Tensor]:
     """``(lq (b, t, 3, h, w), keep) -> (b, k, 3, s*h, s*w)``, the k output frames in ``keep``.
 
     A model whose forward takes ``frames`` reconstructs only those (the context frames of a
-    chunk cost propagation, not reconstruction, and no high-resolution memory); the fusion model
+    chunk cost propagation, not reconstruction, and no high-resolution memory); AFVSR
     runs in ``sequence`` mode (a few BasicVSR passes per clip; ``window``, as trained, costs
     about 9).
     """
@@ -234,11 +234,13 @@ class Split:
         }
 
 
-def output_format(reader: VideoReader, *, scale: int, codec: str, crf: int) -> dict:
-    """The writer's arguments: the input's size times ``scale``, its timing, rotation, colour
-    and the streams copied unchanged."""
+def output_format(reader: VideoReader, *, scale: int, codec: str, crf: int, split: Split) -> dict:
+    """The writer's arguments: the input's size times ``scale``, its timing, rotation, colour,
+    the streams copied unchanged, and the split's encoder options (x264 only)."""
     info = reader.info
+    extra = {"encoder_options": split.encoder_options} if codec == "libx264" else {}
     return dict(
+        **extra,
         width=scale * info.width,
         height=scale * info.height,
         fps=info.fps,
@@ -400,45 +402,36 @@ def upscale_video(
 
     Args:
         input: a video file (mp4, mkv, mov, avi, webm, ...) or a folder of images.
-        output: a video file, or a path without extension for a folder of PNG frames. Default:
-            next to the input, ``<name>_x<scale>.<ext>``.
-        model: ``"default"`` (the best shipped weights), a shipped name, ``"bicubic"``, a
-            checkpoint path, or an ``nn.Module`` mapping ``(b, t, 3, h, w)`` to
-            ``(b, t, 3, s*h, s*w)`` with an integer ``scale`` attribute.
+        output: a video file, or a path without extension for a folder of PNG frames
+            (default: next to the input, ``<name>_x<scale>.<ext>``).
+        model: ``"default"`` (the fastest shipped model within 0.1 dB PSNR-Y of the best), a
+            shipped name, ``"bicubic"``, a checkpoint, or an ``nn.Module`` mapping
+            ``(b, t, 3, h, w)`` to ``(b, t, 3, s*h, s*w)`` with an integer ``scale``.
         scale: expected upscaling factor; an error if the model's differs (bicubic adapts).
         device: ``"cpu"`` or ``"cuda"``. precision: ``"auto"`` (bf16 where the device has it
-            natively: CUDA with bf16, CPUs with AVX-512 BF16 or AMX; else fp32), ``"fp32"``,
-            ``"bf16"`` or ``"fp16"`` (CUDA); the summary's ``precision`` says which ran.
-        chunk, overlap: frames per temporal chunk and context frames on each side of it.
-            Default (None): overlap 10 recurrent steps (10 frames for BasicVSR, 10 x the largest
-            rate for the fusion model, 0 for bicubic); chunk the longest that fits
-            ``max_memory``, up to max(30, 4 x overlap) (``afvsr.video.budget``).
-        tile, tile_overlap: spatial tile size and overlap in input pixels (None: whole frames,
-            unless not even a chunk as long as its overlap fits ``max_memory``).
-        max_memory: the memory budget, bytes or a size such as ``"3G"`` (default: the smaller
-            of 4 GiB and half the memory available at start); chunk and tiles are chosen to fit
-            it, and an explicit ``chunk``/``tile`` that cannot is an error saying what would.
+            natively, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA).
+        chunk, overlap: output frames per temporal chunk and context frames on each side.
+            Default: overlap 10 recurrent steps (x the largest rate for AFVSR, 0 for bicubic);
+            chunk the longest that fits ``max_memory``, at most max(30, 4 x overlap).
+        tile, tile_overlap: spatial tiles in input pixels (default: as ``max_memory`` needs).
+        max_memory: budget in bytes or e.g. ``"3G"`` (default: min(4 GiB, half the memory
+            available)); an explicit chunk/tile that cannot fit it is an error saying what would.
         codec, crf: video encoder and quality (lower crf = better, larger).
         force: overwrite an existing output. quiet: no progress bar on stderr.
         progress: called as ``progress(frames_done, total_or_None)`` after each chunk.
         backend: ``"torch"`` or ``"onnxruntime"`` (``model`` is then a file from ``afvsr export``).
-        ignore_errors: a damaged video (decode errors, or fewer frames than its container
-            declares) is upscaled as far as it decodes instead of being an error; the summary's
-            ``damage`` then says what was lost.
+        ignore_errors: upscale a damaged video as far as it decodes; ``damage`` says what was lost.
 
     Returns:
-        A dict: input, output, model, scale, frames, input_size, output_size, fps, duration,
-        audio_streams, subtitle_streams, seconds, frames_per_second, chunk, overlap, chunks
-        (how many were run), cuts (frame indices where a chunk boundary was moved to a scene
-        cut), padded (odd output size padded by one pixel for the codec), damage (None, or
-        what a damaged input lost with ``ignore_errors``), precision (the one that ran), tile,
-        max_memory and memory_estimate (bytes; None for onnxruntime), peak_memory (bytes:
-        the process's peak resident memory during the run, None where unknown).
+        input, output, model, precision (the one that ran), scale, frames, input_size,
+        output_size, fps, duration, audio_streams, subtitle_streams, seconds,
+        frames_per_second, chunk, overlap, tile, max_memory, memory_estimate, encoder_options,
+        peak_memory (bytes, None where unknown), chunks (how many ran), cuts (where a chunk
+        ended at a scene cut), padded (odd size padded for the codec), damage.
 
-    The output is written to a temporary file and renamed when complete: on any error or
-    Ctrl-C nothing is left behind, and the input is only ever read. On Linux with glibc it sets
-    the process's mmap threshold to 1 MiB (``afvsr.memory``), so that memory stays flat over
-    long videos.
+    The output is written to a temporary name and renamed when complete: on any error or
+    Ctrl-C nothing is left behind, and the input is only read. On Linux with glibc it sets the
+    mmap threshold to 1 MiB (``afvsr.memory``) so that memory stays flat over long videos.
     """
     check_split_args(chunk, overlap, tile, tile_overlap)
     budget = memory_budget(max_memory)
@@ -450,12 +443,10 @@ def upscale_video(
         raise FileNotFoundError(f"input not found: {input_path}")
     dev = resolve_device(device)
     net, model_label, precision = load_for_upscale(model, scale, dev, precision, backend)
-    amp = autocast_context(dev, precision)
-    s = net.scale
+    amp, s = autocast_context(dev, precision), net.scale
     output_path = Path(output) if output is not None else default_output(input_path, s)
     model_file = None if isinstance(model, nn.Module) else model
     check_output(output_path, force=force, inputs=[input_path, model_file])
-
     with VideoReader(input_path, ignore_errors=ignore_errors) as reader:
         info = reader.info
         split = plan_split(
@@ -463,19 +454,14 @@ def upscale_video(
             tile=tile, tile_overlap=tile_overlap, budget=budget,
         )  # fmt: skip
         folder_out = is_folder_output(output_path)
-        video_kwargs = output_format(reader, scale=s, codec=codec, crf=crf)
-        if split.encoder_options and codec == "libx264":
-            video_kwargs["encoder_options"] = split.encoder_options
+        video_kwargs = output_format(reader, scale=s, codec=codec, crf=crf, split=split)
         with open_output(output_path, **video_kwargs) as writer, torch.inference_mode():
             reader.on_packet = writer.copy_packet
-            bar = _progress_bar(info.num_frames, quiet)
-            try:
+            with _progress_bar(info.num_frames, quiet) as bar:
                 done, chunks, cuts = run_chunks(
                     reader, writer, net, split, dev=dev, amp=amp, folder_out=folder_out,
                     bar=bar, progress=progress,
                 )  # fmt: skip
-            finally:
-                bar.close()
             padded = None if folder_out else writer.pad
 
     seconds = time.perf_counter() - started
@@ -484,14 +470,8 @@ def upscale_video(
         "output": str(output_path),
         "model": model_label,
         "precision": precision,
-        "scale": s,
+        **stream_summary(info, s, folder_out),
         "frames": done,
-        "input_size": (info.width, info.height),
-        "output_size": (s * info.width, s * info.height),
-        "fps": float(info.fps),
-        "duration": info.duration,
-        "audio_streams": 0 if folder_out else info.audio_streams,
-        "subtitle_streams": 0 if folder_out else info.subtitle_streams,
         "seconds": seconds,
         "frames_per_second": done / seconds if seconds > 0 else 0.0,
         **split.summary(),
@@ -500,6 +480,19 @@ def upscale_video(
         "cuts": cuts,
         "padded": bool(padded and any(padded)),
         "damage": reader.damage,
+    }
+
+
+def stream_summary(info, scale: int, folder_out: bool) -> dict:
+    """The summary's facts about the input and output streams."""
+    return {
+        "scale": scale,
+        "input_size": (info.width, info.height),
+        "output_size": (scale * info.width, scale * info.height),
+        "fps": float(info.fps),
+        "duration": info.duration,
+        "audio_streams": 0 if folder_out else info.audio_streams,
+        "subtitle_streams": 0 if folder_out else info.subtitle_streams,
     }
 
 

@@ -34,6 +34,37 @@ def is_hd(width: int, height: int) -> bool:
     return width >= 1280 or height >= 720
 
 
+CRF_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1")
+
+
+def encoder_pixel_format(codec: str) -> str:
+    """The pixel format to encode with: yuv420p or rgb24 where ``codec`` has it, else its first."""
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise AfvsrError(f"unknown video encoder {codec!r} ({exc})") from exc
+    if encoder.type != "video":
+        raise AfvsrError(f"{codec!r} is not a video encoder")
+    formats = [f.name for f in encoder.video_formats or []]
+    return next(
+        (f for f in ("yuv420p", "rgb24") if f in formats), formats[0] if formats else "yuv420p"
+    )
+
+
+def tag_colour(cc, width: int, height: int, color_primaries: int, color_trc: int) -> str:
+    """Set a YUV encoder's colour tags: matrix by size (BT.709 for HD, BT.601 below; BT.2020
+    kept), limited range, the input's primaries/transfer or the standard's. Returns the matrix
+    name for ``VideoFrame.reformat``."""
+    hd = is_hd(width, height)
+    matrix = "BT2020" if color_primaries == BT2020 else ("ITU709" if hd else "ITU601")
+    cc.colorspace = {"BT2020": BT2020, "ITU709": BT709, "ITU601": SMPTE170M}[matrix]
+    cc.color_range = 1  # MPEG (limited): what every player expects from yuv420p
+    standard = BT709 if hd else SMPTE170M
+    cc.color_primaries = color_primaries if color_primaries != UNSPECIFIED else standard
+    cc.color_trc = color_trc if color_trc != UNSPECIFIED else standard
+    return matrix
+
+
 class VideoWriter:
     """Encode ``(h, w, 3)`` uint8 RGB frames into a video file and remux copied packets.
 
@@ -68,19 +99,9 @@ class VideoWriter:
         encoder_options: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
-        try:
-            encoder = av.codec.Codec(codec, "w")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise AfvsrError(f"unknown video encoder {codec!r} ({exc})") from exc
-        if encoder.type != "video":
-            raise AfvsrError(f"{codec!r} is not a video encoder")
-        formats = [f.name for f in encoder.video_formats or []]
-        pix_fmt = next(
-            (f for f in ("yuv420p", "rgb24") if f in formats), formats[0] if formats else "yuv420p"
-        )
-        fmt = av.VideoFormat(pix_fmt)
+        pix_fmt = encoder_pixel_format(codec)
         self.pix_fmt = pix_fmt
-        self.is_yuv = not fmt.is_rgb
+        self.is_yuv = not av.VideoFormat(pix_fmt).is_rgb
         # Subsampled chroma needs even sizes: pad by one row/column (repeated edge), never crop.
         subsampled = self.is_yuv and pix_fmt not in ("yuv444p", "gray")
         self.width, self.height = width, height
@@ -94,36 +115,18 @@ class VideoWriter:
             stream.time_base = time_base
             cc = stream.codec_context
             cc.time_base = time_base
-            if codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"):
+            if codec in CRF_ENCODERS:
                 cc.options = {"crf": str(crf), **({"b": "0"} if codec == "libvpx-vp9" else {})}
             if encoder_options:  # e.g. a shorter x264 look-ahead to fit a memory budget
                 cc.options = {**cc.options, **encoder_options}
             if sample_aspect_ratio is not None:
                 cc.sample_aspect_ratio = sample_aspect_ratio
             if self.is_yuv:
-                hd = is_hd(enc_w, enc_h)
-                self.matrix = (
-                    "BT2020" if color_primaries == BT2020 else ("ITU709" if hd else "ITU601")
-                )
-                cc.colorspace = {"BT2020": BT2020, "ITU709": BT709, "ITU601": SMPTE170M}[
-                    self.matrix
-                ]
-                cc.color_range = 1  # MPEG (limited): what every player expects from yuv420p
-                standard = BT709 if hd else SMPTE170M
-                cc.color_primaries = color_primaries if color_primaries != UNSPECIFIED else standard
-                cc.color_trc = color_trc if color_trc != UNSPECIFIED else standard
+                self.matrix = tag_colour(cc, enc_w, enc_h, color_primaries, color_trc)
             if rotation:
                 stream.set_display_rotation(rotation)
             self.stream = stream
-            self._copies: dict[int, av.stream.Stream] = {}
-            for template in copy_streams:
-                try:
-                    self._copies[template.index] = self.container.add_stream_from_template(template)
-                except ValueError as exc:
-                    raise AfvsrError(
-                        f"cannot copy the {template.type} stream ({template.codec_context.name}) "
-                        f"into {self.path.suffix or 'this'} output: {exc}; choose a .mkv output"
-                    ) from None
+            self._copies = self._add_copies(copy_streams)
             self.container.start_encoding()  # header now: container/codec errors surface early
         except av.error.FFmpegError as exc:
             self.container.close()
@@ -135,6 +138,19 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._durations: dict[int, int] = {}  # pts -> duration of frames inside the encoder
         self.frames_written = 0
+
+    def _add_copies(self, copy_streams) -> dict[int, av.stream.Stream]:
+        """Output streams for the input streams to remux, by input stream index."""
+        copies = {}
+        for template in copy_streams:
+            try:
+                copies[template.index] = self.container.add_stream_from_template(template)
+            except ValueError as exc:
+                raise AfvsrError(
+                    f"cannot copy the {template.type} stream ({template.codec_context.name}) "
+                    f"into {self.path.suffix or 'this'} output: {exc}; choose a .mkv output"
+                ) from None
+        return copies
 
     def write(self, rgb: np.ndarray, pts: int, duration: int = 0) -> None:
         """Encode one ``(height, width, 3)`` uint8 RGB frame shown at ``pts`` for ``duration``

@@ -1,10 +1,10 @@
-"""The method: group indices, window vs sequence mode, attention weights, warm start."""
+"""The method, AFVSR: group indices, window vs sequence mode, attention weights, warm start."""
 
 import pytest
 import torch
 
 from afvsr.frame_groups import group_indices, mirror_index
-from afvsr.models import AttentionFusionVSR, BasicVSR
+from afvsr.models import AFVSR, BasicVSR
 from afvsr.models.basicvsr import propagate
 
 TINY = {"mid_channels": 8, "num_blocks": 1}
@@ -34,7 +34,7 @@ def test_mirror_index_far_out_and_one_frame():
 
 
 def test_window_equals_sequence_for_one_rate1_group_at_the_middle():
-    model = AttentionFusionVSR(**TINY, rates=(1,), window=5).eval()
+    model = AFVSR(**TINY, rates=(1,), window=5).eval()
     lq = torch.rand(1, 5, 3, 16, 20)
     with torch.no_grad():
         win, seq = model(lq, mode="window"), model(lq, mode="sequence")
@@ -45,7 +45,7 @@ def test_window_equals_sequence_for_one_rate1_group_at_the_middle():
 
 def test_sequence_mode_uses_phase_subsequences():
     """With rates (2,), frame 2's feature depends on frames 0, 2, 4 only, never on 1 or 3."""
-    model = AttentionFusionVSR(**TINY, rates=(2,), window=3).eval()
+    model = AFVSR(**TINY, rates=(2,), window=3).eval()
     lq = torch.rand(1, 5, 3, 16, 16)
     changed = lq.clone()
     changed[:, [1, 3]] = torch.rand(1, 2, 3, 16, 16)
@@ -56,7 +56,7 @@ def test_sequence_mode_uses_phase_subsequences():
 
 
 def test_attention_weights_are_a_softmax_over_groups():
-    model = AttentionFusionVSR(**TINY, rates=(1, 2, 3), num_heads=2).eval()
+    model = AFVSR(**TINY, rates=(1, 2, 3), num_heads=2).eval()
     groups = torch.rand(2, 3, 5, 3, 12, 12)
     with torch.no_grad():
         out, maps = model.forward_groups(groups, return_attention=True)
@@ -68,17 +68,17 @@ def test_attention_weights_are_a_softmax_over_groups():
 
 
 def test_single_head_attention_is_numerically_stable():
-    model = AttentionFusionVSR(**TINY).eval()
+    model = AFVSR(**TINY).eval()
     feats = torch.randn(1, 3, 8, 6, 6) * 1e4  # huge scores must not give NaN
     with torch.no_grad():
         out, maps = model.attention(feats, return_attention=True)
     assert torch.isfinite(out).all() and torch.isfinite(maps["attention"]).all()
 
 
-def test_mean_fusion_ablation_reconstructs_the_mean_of_the_groups():
-    model = AttentionFusionVSR(**TINY, fusion="mean").eval()
+def test_mean_group_fusion_ablation_reconstructs_the_mean_of_the_groups():
+    model = AFVSR(**TINY, group_fusion="mean").eval()
     assert sum(p.numel() for p in model.attention.parameters()) == 0
-    assert model.kwargs["fusion"] == "mean"
+    assert model.kwargs["group_fusion"] == "mean"
     groups = torch.rand(2, 3, 5, 3, 12, 12)
     with torch.no_grad():
         out, maps = model.forward_groups(groups, return_attention=True)
@@ -92,7 +92,7 @@ def test_mean_fusion_ablation_reconstructs_the_mean_of_the_groups():
 
 
 def test_window_mode_matches_forward_groups():
-    model = AttentionFusionVSR(**TINY).eval()
+    model = AFVSR(**TINY).eval()
     lq = torch.rand(1, 6, 3, 12, 12)
     with torch.no_grad():
         out = model(lq, mode="window")
@@ -103,14 +103,14 @@ def test_window_mode_matches_forward_groups():
 
 def test_warm_start_from_basicvsr_by_module():
     basic = BasicVSR(**TINY)
-    fusion = AttentionFusionVSR(**TINY)
+    afvsr = AFVSR(**TINY)
     for name in ("spynet", "propagation", "reconstruction"):
-        getattr(fusion, name).load_state_dict(getattr(basic, name).state_dict())
+        getattr(afvsr, name).load_state_dict(getattr(basic, name).state_dict())
     # One rate-1 group of length 1 and a single frame clip: propagation of 1 frame, same as BasicVSR.
     lq = torch.rand(1, 1, 3, 12, 12)
     with torch.no_grad():
         feats_b = basic.propagate(lq)
-        feats_f = fusion.sequence_features(lq)[:, :, 0]
+        feats_f = afvsr.sequence_features(lq)[:, :, 0]
     assert torch.allclose(feats_b, feats_f, atol=1e-6)
 
 
@@ -123,17 +123,17 @@ def test_warm_start_from_basicvsr_by_module():
         ({"window": 4}, "odd window"),
         ({"window": 0}, "odd window"),
         ({"num_heads": 0}, "num_heads >= 1"),
-        ({"fusion": "max"}, "expected fusion in"),
-        ({"fusion": "mean", "num_heads": 2}, "fusion 'mean' has no heads"),
+        ({"group_fusion": "max"}, "expected group_fusion in"),
+        ({"group_fusion": "mean", "num_heads": 2}, "group_fusion 'mean' has no heads"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        AttentionFusionVSR(**TINY, **kwargs)
+        AFVSR(**TINY, **kwargs)
 
 
 def test_bad_mode_and_group_shape():
-    model = AttentionFusionVSR(**TINY)
+    model = AFVSR(**TINY)
     with pytest.raises(ValueError, match="expected mode"):
         model(torch.rand(1, 3, 3, 8, 8), mode="frames")
     with pytest.raises(ValueError, match="expected 3 groups of 5 frames, got 2 of 5"):

@@ -1,0 +1,39 @@
+"""The `afvsr` dispatcher: every command is reachable, and the command list imports nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from afvsr.cli import COMMANDS, main
+
+
+def test_help_lists_every_command_without_importing_any_or_torch():
+    code = (
+        "import sys\n"
+        "from afvsr.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.endswith('.cli')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    help_text, imported = out.stdout.rsplit("\n", 2)[0], out.stdout.strip().splitlines()[-1]
+    assert imported == "['afvsr.cli']"  # no command module, no torch
+    assert all(f"    {name}" in help_text for name in COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_its_parser_and_help(name, capsys):
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: afvsr {name}") and "options:" in out
+
+
+def test_no_command_prints_the_list_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+    assert main(["nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("afvsr: error: argument COMMAND: invalid choice: 'nope'")
+    assert err.count("\n") == 1
