@@ -14,9 +14,10 @@ from train_helpers import make_frames, tiny_config
 
 import afvsr
 from afvsr.checkpoint import SHIPPED_MODELS, read_metadata, shipped_path
+from afvsr.errors import AfvsrError
 from afvsr.models import AFVSR, MODELS, AttentionFusionVSR, build_model
 from afvsr.names import OLD_KWARGS, OLD_NAMES, current_kwargs, current_name
-from afvsr.train.config import resolve_config
+from afvsr.train.config import config_diff, resolve_config, saved_config
 
 TINY = {"mid_channels": 4, "num_blocks": 1, "rates": [1, 2], "window": 3}
 PACKAGE = Path(afvsr.__file__).parent
@@ -76,18 +77,19 @@ def test_a_model_file_from_before_the_rename_loads_to_the_same_numbers(tmp_path,
     assert "group_fusion" in json.loads(read_metadata(again)["kwargs"])
 
 
-def test_old_shipped_names_load_the_renamed_weights():
-    present = [n for n in SHIPPED_MODELS if n.startswith("afvsr-") and shipped_path(n).is_file()]
-    if not present:
-        pytest.skip("no shipped AFVSR weights in this checkout")
-    old_of = {new: old for old, new in OLD_NAMES.items()}
-    name = present[0]
-    assert shipped_path(old_of[name]) == shipped_path(name)
-    new, old = afvsr.load_model(name), afvsr.load_model(old_of[name])
-    assert type(new) is AFVSR and new.kwargs == old.kwargs
+@pytest.mark.parametrize("old", [n for n in OLD_NAMES if n.endswith("-small")])
+def test_old_shipped_names_load_the_renamed_weights(old):
+    new = current_name(old)
+    assert new in SHIPPED_MODELS and new.startswith("afvsr-")
+    if not shipped_path(new).is_file():
+        pytest.skip(f"{new} is not shipped in this checkout")
+    assert shipped_path(old) == shipped_path(new)
+    assert read_metadata(shipped_path(new))["model"] in ("fusion", "afvsr")
+    a, b = afvsr.load_model(new), afvsr.load_model(old)
+    assert type(a) is AFVSR and a.kwargs == b.kwargs and "group_fusion" in a.kwargs
     lq = torch.rand(1, 3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert torch.equal(new(lq), old(lq))
+        assert torch.equal(a(lq), b(lq))
 
 
 def test_a_config_with_the_old_names_resolves_as_the_new_one(tmp_path, frames):
@@ -109,6 +111,25 @@ def test_a_config_with_the_old_names_resolves_as_the_new_one(tmp_path, frames):
             overrides=["model.fusion=mean"],
         )
     assert over["model"]["group_fusion"] == "mean"
+    both = tiny_config(tmp_path, frames, model={"name": "afvsr", **TINY}, data=data)
+    both["model"].update(fusion="mean", group_fusion="attention")
+    with pytest.raises(AfvsrError, match=r"\[model\] unknown key 'fusion'"):
+        resolve_config(both, "both.toml")
+
+
+def test_a_checkpoint_config_from_before_the_rename_resumes_without_a_model_difference(
+    tmp_path, frames
+):
+    """A training checkpoint stores its resolved config; one written before the rename says
+    model "fusion" and argument "fusion": resume sees the same model."""
+    raw = tiny_config(tmp_path, frames, model={"name": "afvsr", **TINY})
+    raw["data"].update(samples="groups", rates=[1, 2], window=3)
+    current = resolve_config(raw, "now.toml")
+    stored = json.loads(json.dumps(current))
+    stored["model"]["name"] = "fusion"
+    stored["model"]["fusion"] = stored["model"].pop("group_fusion")
+    with pytest.warns(FutureWarning):
+        assert config_diff(saved_config(stored, "step_2.safetensors"), current) == []
 
 
 def _string_constants(path: Path) -> set[str]:

@@ -3,8 +3,9 @@
 Provenance: "Attention-based Fusion for Video Super-Resolution" (the method this package is
 named after): for a reference frame t, G groups see the same frame with temporal strides
 ``rates`` (e.g. 1, 2, 3): group g holds frames ``t + rates[g]*k, k = -W//2..W//2``. One shared
-BasicVSR backbone (SPyNet + bidirectional propagation + its 1x1 fusion conv) yields each group's
-feature at the reference position; the attention module fuses them; BasicVSR's own
+BasicVSR backbone (SPyNet + bidirectional propagation + its 1x1 direction-fusion conv) yields
+each group's feature at the reference position; the attention module fuses them (the group
+fusion; ``group_fusion="mean"`` is the ablation); BasicVSR's own
 reconstruction (pixel-shuffle upsampling, conv_hr, conv_last, bicubic residual) rebuilds the frame.
 Differs: adds a `sequence` inference mode (propagate once per rate and phase over the whole
 clip), and group indices past the clip's ends are mirrored (documented in ``group_indices``).

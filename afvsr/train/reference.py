@@ -31,7 +31,9 @@ def config_reference() -> str:
     parts = [
         section_table("[run]", RUN_DEFAULTS),
         "### [model]\n\n`name` (a key of `afvsr.models.MODELS`) and the keyword arguments of "
-        "that model's constructor, with its defaults.\n",
+        "that model's constructor, with its defaults. The names from before the method was "
+        'named AFVSR, `name = "fusion"` and its key `fusion`, read as `"afvsr"` and '
+        "`group_fusion` (`afvsr/names.py`).\n",
         section_table("[train] (every task)", TRAIN_DEFAULTS),
         section_table("[log]", LOG_DEFAULTS),
     ]

@@ -91,7 +91,7 @@ class MemoryModel:
 
 def memory_model(net: nn.Module) -> MemoryModel:
     """The memory model of a model, from its structure (class, channels, rates, scale)."""
-    from afvsr.models import AttentionFusionVSR, BasicVSR, Bicubic, IconVSR
+    from afvsr.models import AFVSR, BasicVSR, Bicubic, IconVSR
 
     s2 = net.scale**2
     out = 3 * s2 * 4 + 3 * s2  # the float32 output and its 8-bit copy
@@ -100,7 +100,7 @@ def memory_model(net: nn.Module) -> MemoryModel:
         return MemoryModel(per_frame=0, per_output=out, per_pixel=3 * s2 * 4)
     c = getattr(getattr(net, "propagation", None), "mid_channels", 64)
     hr = 2 * c * 4  # reconstruction: two feature maps of c channels at HR size
-    if isinstance(net, AttentionFusionVSR):
+    if isinstance(net, AFVSR):
         rates = len(set(net.rates))
         groups, heads = len(net.rates), net.num_heads
         attention = 6 * groups * heads * c * 4  # projections, scores, weights, dense blocks
