@@ -142,19 +142,12 @@ def load_state_dict_strict(
     model: nn.Module, state: dict[str, torch.Tensor], *, source: str
 ) -> None:
     """Load ``state`` into ``model`` by name; fail naming the first missing, unexpected or
-    mis-shaped tensor."""
-    own = model.state_dict()
-    for name, tensor in own.items():
-        if name not in state:
-            raise AfvsrError(f"{source}: missing tensor '{name}' {tuple(tensor.shape)}")
-        if state[name].shape != tensor.shape:
-            raise AfvsrError(
-                f"{source}: tensor '{name}' has shape {tuple(state[name].shape)}, "
-                f"the model expects {tuple(tensor.shape)}"
-            )
-    for name in state:
-        if name not in own:
-            raise AfvsrError(f"{source}: unexpected tensor '{name}' not in the model")
+    mis-shaped tensor (:func:`check_tensor_shapes`)."""
+    check_tensor_shapes(
+        {k: tuple(v.shape) for k, v in model.state_dict().items()},
+        {k: tuple(v.shape) for k, v in state.items()},
+        source=source,
+    )
     model.load_state_dict(state, strict=True)
 
 
@@ -273,13 +266,18 @@ def expected_shapes(family: str, kwargs: dict, *, source: str) -> dict[str, tupl
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def check_shapes(
-    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], *, source: str
+def check_tensor_shapes(
+    expected: dict[str, tuple[int, ...]],
+    found: dict[str, tuple[int, ...]],
+    *,
+    source: str,
+    model: str = "the model",
 ) -> None:
-    """Every expected tensor present with its shape, and nothing else; the error names the
-    first offending tensor (and both counts when they differ)."""
+    """Every ``expected`` tensor name is in ``found`` with its shape, and nothing else is; else
+    an AfvsrError naming the first missing, mis-shaped or unexpected tensor, and both counts
+    when they differ. ``model`` says what the expected shapes are of (``"the model"``)."""
     counts = (
-        f" ({len(found)} tensors, the model its metadata describes has {len(expected)})"
+        f" ({len(found)} tensors, {model} has {len(expected)})"
         if len(found) != len(expected)
         else ""
     )
@@ -288,8 +286,7 @@ def check_shapes(
             raise AfvsrError(f"{source}: missing tensor '{name}' {shape}{counts}")
         if found[name] != shape:
             raise AfvsrError(
-                f"{source}: tensor '{name}' has shape {found[name]}, the model its metadata "
-                f"describes needs {shape}"
+                f"{source}: tensor '{name}' has shape {found[name]}, {model} expects {shape}"
             )
     for name in found:
         if name not in expected:
@@ -347,8 +344,11 @@ def read_model_file(
         if family != "iconvsr":
             raise AfvsrError(f"{path}: keyframe_stride applies to IconVSR, this is {family}")
         kwargs = {**kwargs, "keyframe_stride": keyframe_stride}
-    check_shapes(
-        expected_shapes(family, kwargs, source=str(path)), read_shapes(path), source=str(path)
+    check_tensor_shapes(
+        expected_shapes(family, kwargs, source=str(path)),
+        read_shapes(path),
+        source=str(path),
+        model="the model its metadata describes",
     )
     return ModelFile(family, kwargs, read_tensors(path), f"{family} (afvsr model file): {kwargs}")
 

@@ -1,11 +1,12 @@
 """The `afvsr` command: one subcommand per entry of COMMANDS, and the commands of the top-level
-modules (`afvsr demo`, `afvsr export`).
+modules (`afvsr demo`, `afvsr export`, `afvsr convert`).
 
 Each command is a pair of functions in the ``cli.py`` of its package: one adds its arguments to
 an argparse parser, one runs it and returns the exit status. Bad input raises
 ``AfvsrError``/``ValueError``/``OSError`` (any file-system error); here it becomes one line,
-``afvsr: error: ...``, on stderr and exit 2, as do command-line mistakes. SIGTERM is handled like
-Ctrl-C (temporary files removed, nothing half-written left), exit 143 (130 for Ctrl-C).
+``afvsr: error: ...``, on stderr and exit 2, as do command-line mistakes; afvsr's own warnings
+print as one line too (``afvsr: warning: ...``). SIGTERM is handled like Ctrl-C (temporary
+files removed, nothing half-written left), exit 143 (130 for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import importlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
-from afvsr.errors import AfvsrError, Interrupted, exit_status, one_line
+from afvsr.errors import AfvsrError, Interrupted, RenamedWarning, exit_status, one_line
 
 
 class Command(NamedTuple):
@@ -67,7 +69,12 @@ COMMANDS: dict[str, Command] = {
     ),
     "data": Command("afvsr.data.cli", "download and prepare datasets (REDS)"),
     "export": Command("afvsr.cli", "export a model to ONNX", "add_export_arguments", "run_export"),
-    "convert": Command("afvsr.convert", "convert model files between afvsr and BasicSR/mmagic"),
+    "convert": Command(
+        "afvsr.cli",
+        "convert model files between afvsr and BasicSR/mmagic",
+        "add_convert_arguments",
+        "run_convert",
+    ),
 }
 
 
@@ -121,6 +128,25 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _warnings_on_one_line() -> Iterator[None]:
+    """While the command runs, afvsr's own warnings (:class:`RenamedWarning`) print as one line,
+    ``afvsr: warning: ...``, on stderr; every other warning shows as Python shows it."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, RenamedWarning):
+            print(f"afvsr: warning: {one_line(message)}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Build only the parser of the command asked for, so one command's imports never slow another.
@@ -136,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a command-line mistake (2, one line printed)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        with _terminate_like_ctrl_c():
+        with _terminate_like_ctrl_c(), _warnings_on_one_line():
             return int(run(args) or 0)
     except (AfvsrError, ValueError, OSError) as exc:
         print(f"afvsr: error: {one_line(exc)}", file=sys.stderr)
@@ -284,4 +310,53 @@ def run_export(args: argparse.Namespace) -> int:
         f"wrote {out}: {type(model).__name__} x{model.scale}, input lq (1, {frames}, 3, h, w), "
         f"{size_mb:.1f} MB"
     )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# `afvsr convert` (afvsr/convert.py).
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    import afvsr.convert  # torch: only when this command runs or shows its --help
+    from afvsr.published_keys import LAYOUTS
+
+    parser.description = afvsr.convert.__doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("input", help="a .pth (BasicSR/mmagic) or an afvsr .safetensors model file")
+    parser.add_argument("output", help="the file to write (.safetensors, or .pth with --to)")
+    parser.add_argument(
+        "--to",
+        choices=LAYOUTS,
+        help="write a .pth in this project's layout (input: an afvsr model file)",
+    )
+    parser.add_argument(
+        "--keyframe-stride",
+        type=int,
+        help="IconVSR: the keyframe stride to record (not in the weights; default 5)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from afvsr.convert import afvsr_to_published, published_to_afvsr
+    from afvsr.outputs import Output, check_outputs
+    from afvsr.published import is_torch_file
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise AfvsrError(f"no input file {src}")
+    check_outputs([Output(path=dst, label="output")], [src], force=args.force)
+    if is_torch_file(src):
+        if args.to:
+            raise AfvsrError(f"{src}: --to writes a .pth from an afvsr model file; this is a .pth")
+        line = published_to_afvsr(src, dst, keyframe_stride=args.keyframe_stride)
+    else:
+        if not args.to:
+            raise AfvsrError(f"{src}: an afvsr model file: say --to basicsr or --to mmagic")
+        if args.keyframe_stride is not None:
+            raise AfvsrError("--keyframe-stride applies when reading a .pth")
+        line = afvsr_to_published(src, dst, args.to)
+    print(line)
+    print(f"wrote {dst}", file=sys.stderr)
     return 0

@@ -12,32 +12,12 @@ a .pth gives the container the other project loads strictly (BasicSR {"params": 
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import torch
 
 from afvsr.errors import AfvsrError
 from afvsr.io_utils import atomic_path
-from afvsr.published_keys import LAYOUTS
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("input", help="a .pth (BasicSR/mmagic) or an afvsr .safetensors model file")
-    parser.add_argument("output", help="the file to write (.safetensors, or .pth with --to)")
-    parser.add_argument(
-        "--to",
-        choices=LAYOUTS,
-        help="write a .pth in this project's layout (input: an afvsr model file)",
-    )
-    parser.add_argument(
-        "--keyframe-stride",
-        type=int,
-        help="IconVSR: the keyframe stride to record (not in the weights; default 5)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
 def published_to_afvsr(src: Path, dst: Path, *, keyframe_stride: int | None) -> str:
@@ -79,26 +59,3 @@ def afvsr_to_published(src: Path, dst: Path, layout: str) -> str:
     if found.kwargs.get("boundary", "reference") != "reference":
         note += f"; IconVSR's clip ends are handled as {layout} does there, not mirrored"
     return f"{src}: {found.description} -> {dst} ({layout} layout){note}"
-
-
-def run(args: argparse.Namespace) -> int:
-    from afvsr.outputs import Output, check_outputs
-    from afvsr.published import is_torch_file
-
-    src, dst = Path(args.input), Path(args.output)
-    if not src.is_file():
-        raise AfvsrError(f"no input file {src}")
-    check_outputs([Output(path=dst, label="output")], [src], force=args.force)
-    if is_torch_file(src):
-        if args.to:
-            raise AfvsrError(f"{src}: --to writes a .pth from an afvsr model file; this is a .pth")
-        line = published_to_afvsr(src, dst, keyframe_stride=args.keyframe_stride)
-    else:
-        if not args.to:
-            raise AfvsrError(f"{src}: an afvsr model file: say --to basicsr or --to mmagic")
-        if args.keyframe_stride is not None:
-            raise AfvsrError("--keyframe-stride applies when reading a .pth")
-        line = afvsr_to_published(src, dst, args.to)
-    print(line)
-    print(f"wrote {dst}", file=sys.stderr)
-    return 0

@@ -1,4 +1,4 @@
-"""User-facing errors: one line, printed by the CLI without a traceback."""
+"""User-facing errors and warnings: one line, printed by the CLI without a traceback."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import signal
 
 class AfvsrError(Exception):
     """A bad input or environment problem the user can fix; the message is one line."""
+
+
+class RenamedWarning(FutureWarning):
+    """An old name read as its current one (a config's ``[model] fusion``). The ``afvsr``
+    command prints it as one line, ``afvsr: warning: ...``; Python code sees a FutureWarning."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -1,4 +1,4 @@
-"""Small file helpers shared by every command: atomic writes and natural sorting.
+"""Small file helpers shared by every command: atomic writes, reading text, natural sorting.
 
 Temporary names are afvsr's own pattern, ``.<name>.<8 random characters>.tmp<ext>`` next to the
 target (shortened so they fit the file system's name limit whenever the target's name does).
@@ -16,6 +16,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from afvsr.errors import AfvsrError
 
 RUN_STARTED = time.time()  # temp files older than this come from earlier runs
 RANDOM_PART = r"[a-z0-9_]{8}"  # what tempfile.mkstemp/mkdtemp put between prefix and suffix
@@ -109,6 +111,17 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def read_utf8(path: Path, *, expected: str) -> str:
+    """The text of the user's file ``path``; an AfvsrError naming the first byte that is not
+    UTF-8 and what the file should be (``expected="a JSONL training log"``)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise AfvsrError(
+            f"{path}: not UTF-8 text (byte {exc.start}); expected {expected}"
+        ) from None
 
 
 _DIGITS = re.compile(r"(\d+)")

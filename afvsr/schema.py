@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from afvsr.errors import AfvsrError
+from afvsr.io_utils import read_utf8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -186,12 +187,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no config file {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise AfvsrError(
-            f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
-        ) from None
+    text = read_utf8(path, expected="a TOML or YAML config file")
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml  # here: only YAML configs need it
 

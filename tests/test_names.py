@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from train_helpers import make_frames, tiny_config
+from train_helpers import make_frames, tiny_config, write_config
 
 import afvsr
 from afvsr.checkpoint import SHIPPED_MODELS, read_metadata, shipped_path
@@ -115,6 +115,24 @@ def test_a_config_with_the_old_names_resolves_as_the_new_one(tmp_path, frames):
     both["model"].update(fusion="mean", group_fusion="attention")
     with pytest.raises(AfvsrError, match=r"\[model\] unknown key 'fusion'"):
         resolve_config(both, "both.toml")
+
+
+def test_the_command_prints_the_old_name_warning_as_one_line(tmp_path, frames, capsys):
+    """`afvsr train` with a config from before the rename: one line `afvsr: warning: ...` (the
+    run then stops at a bad --set value, one line too)."""
+    from afvsr.cli import main
+
+    data = {"samples": "groups", "rates": [1, 2], "window": 3}
+    old = tiny_config(
+        tmp_path, frames, model={"name": "fusion", **TINY, "fusion": "mean"}, data=data
+    )
+    path = write_config(tmp_path / "old.toml", old)
+    assert main(["train", "-c", str(path), "--set", "model.num_blocks=-1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"afvsr: warning: {path}: [model] fusion is named group_fusion now; read as group_fusion",
+        "afvsr: error: --set model.num_blocks=-1: [model] num_blocks: expected a value >= 0, "
+        "got -1",
+    ]
 
 
 def test_a_checkpoint_config_from_before_the_rename_resumes_without_a_model_difference(

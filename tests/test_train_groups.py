@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from train_helpers import make_frames, tiny_config
+from train_helpers import make_frames, tiny_config, tiny_trainer
 
 from afvsr.checkpoint import load_model, save_model
 from afvsr.errors import AfvsrError
@@ -18,11 +18,6 @@ from afvsr.train.loop import Trainer, lr_at, train
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     return make_frames(tmp_path_factory.mktemp("frames"))
-
-
-def _trainer(tmp_path, frames, **sections) -> Trainer:
-    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "test.toml")
-    return Trainer(cfg, source="test.toml")
 
 
 def _lrs(trainer: Trainer) -> dict[str, float]:
@@ -53,7 +48,7 @@ def test_cosine_schedule_with_warmup():
 
 
 def test_basicvsr_groups_spynet_frozen_then_at_mult_lr(tmp_path, frames):
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         train={"iterations": 100, "lr": 2e-4, "spynet_freeze_iters": 5, "spynet_lr_mult": 0.125},
@@ -140,7 +135,7 @@ def test_stage2_loads_backbone_by_module_and_freezes_it(tmp_path, frames):
         p.data.uniform_(-1, 1)
     backbone = tmp_path / "basic.safetensors"
     save_model(basic, backbone)
-    trainer = _trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
+    trainer = tiny_trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
     try:
         model = trainer.model
         for name in ("spynet", "propagation", "reconstruction"):
@@ -157,7 +152,7 @@ def test_stage2_loads_backbone_by_module_and_freezes_it(tmp_path, frames):
         assert lrs["reconstruction"] == pytest.approx(5e-5)
     finally:
         trainer.close()
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         **_afvsr_sections(tmp_path, backbone, unfreeze_all=True),
@@ -180,7 +175,7 @@ def test_stage2_rejects_a_mismatched_backbone(tmp_path, frames):
     backbone = tmp_path / "wide.safetensors"
     save_model(wide, backbone)
     with pytest.raises(AfvsrError, match=r"wide\.safetensors \(propagation\): tensor"):
-        _trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
+        tiny_trainer(tmp_path, frames, **_afvsr_sections(tmp_path, backbone))
 
 
 def test_spynet_checkpoint_loads_into_the_spynet_module(tmp_path, frames):
@@ -189,7 +184,7 @@ def test_spynet_checkpoint_loads_into_the_spynet_module(tmp_path, frames):
         p.data.fill_(0.25)
     path = tmp_path / "spynet.safetensors"
     save_model(spynet, path)
-    trainer = _trainer(tmp_path, frames, train={"spynet_checkpoint": str(path)})
+    trainer = tiny_trainer(tmp_path, frames, train={"spynet_checkpoint": str(path)})
     try:
         assert all(torch.all(p == 0.25) for p in trainer.model.spynet.parameters())
         assert not any(torch.all(p == 0.25) for p in trainer.model.propagation.parameters())
@@ -203,7 +198,7 @@ def test_init_checkpoint_loads_every_weight_and_rejects_a_mismatch(tmp_path, fra
         p.data.fill_(0.01 * (i + 1))
     path = tmp_path / "start.safetensors"
     save_model(start, path)
-    trainer = _trainer(tmp_path, frames, train={"init_checkpoint": str(path)})
+    trainer = tiny_trainer(tmp_path, frames, train={"init_checkpoint": str(path)})
     try:
         mine = trainer.model.state_dict()
         assert all(torch.equal(mine[k], v) for k, v in start.state_dict().items())
@@ -212,13 +207,13 @@ def test_init_checkpoint_loads_every_weight_and_rejects_a_mismatch(tmp_path, fra
     wide = tmp_path / "wide.safetensors"
     save_model(build_model("basicvsr", mid_channels=8, num_blocks=1), wide)
     with pytest.raises(AfvsrError, match=r"wide\.safetensors: tensor '.*' has shape"):
-        _trainer(tmp_path, frames, train={"init_checkpoint": str(wide)})
+        tiny_trainer(tmp_path, frames, train={"init_checkpoint": str(wide)})
     spynet = tmp_path / "spynet.safetensors"
     save_model(build_model("spynet"), spynet)
     with pytest.raises(AfvsrError, match=r"expected a basicvsr model file to start from"):
-        _trainer(tmp_path, frames, train={"init_checkpoint": str(spynet)})
+        tiny_trainer(tmp_path, frames, train={"init_checkpoint": str(spynet)})
     with pytest.raises(AfvsrError, match=r"init_checkpoint loads every weight"):
-        _trainer(
+        tiny_trainer(
             tmp_path, frames, train={"init_checkpoint": str(path), "spynet_checkpoint": str(spynet)}
         )
 

@@ -13,15 +13,13 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
-from train_helpers import make_frames, tiny_config, write_config
+from train_helpers import make_frames, tiny_config, tiny_trainer, write_config
 
 from afvsr.checkpoint import save_model
 from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.models import build_model
 from afvsr.published import from_afvsr
-from afvsr.train.config import resolve_config
-from afvsr.train.loop import Trainer
 
 # A few names of each project's EDVR-for-IconVSR extractor (BasicSR ``edvr_arch.py``,
 # mmagic ``iconvsr_net.py``: its convs wrapped in ConvModule, ``….conv.weight``).
@@ -49,11 +47,6 @@ def frames(tmp_path_factory):
     return make_frames(tmp_path_factory.mktemp("frames"))
 
 
-def _trainer(tmp_path, frames, **sections) -> Trainer:
-    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "test.toml")
-    return Trainer(cfg, source="test.toml")
-
-
 def _published_extractor(tmp_path, layout: str) -> tuple[dict[str, torch.Tensor], object]:
     """An EDVR-for-IconVSR file of ``layout`` for ICONVSR's extractor: (afvsr state, path)."""
     extractor = build_model(**ICONVSR).extractor
@@ -72,7 +65,7 @@ def _published_extractor(tmp_path, layout: str) -> tuple[dict[str, torch.Tensor]
 @pytest.mark.parametrize("layout", ["basicsr", "mmagic"])
 def test_extractor_checkpoint_fills_iconvsr_and_waits_with_spynet(tmp_path, frames, layout):
     want, path = _published_extractor(tmp_path, layout)
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         model=ICONVSR,
@@ -101,7 +94,7 @@ def test_extractor_checkpoint_from_an_iconvsr_model_file(tmp_path, frames):
     for i, p in enumerate(icon.extractor.parameters()):
         p.data.fill_(0.001 * (i + 1))
     save_model(icon, tmp_path / "icon.safetensors")
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         model=ICONVSR,
@@ -118,7 +111,7 @@ def test_extractor_checkpoint_from_an_iconvsr_model_file(tmp_path, frames):
     finally:
         trainer.close()
     # Without the key the extractor trains from the first step; only SPyNet waits.
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path, frames, model=ICONVSR, train={"spynet_freeze_iters": 3}, run={"name": "fresh"}
     )
     try:
@@ -131,9 +124,9 @@ def test_extractor_checkpoint_from_an_iconvsr_model_file(tmp_path, frames):
 def test_extractor_checkpoint_errors(tmp_path, frames):
     _, path = _published_extractor(tmp_path, "basicsr")
     with pytest.raises(AfvsrError, match=r"extractor_checkpoint fills IconVSR's extractor; model "):
-        _trainer(tmp_path, frames, train={"extractor_checkpoint": str(path)})  # a BasicVSR
+        tiny_trainer(tmp_path, frames, train={"extractor_checkpoint": str(path)})  # a BasicVSR
     with pytest.raises(AfvsrError, match=r"\[train\] extractor_checkpoint: no file"):
-        _trainer(
+        tiny_trainer(
             tmp_path,
             frames,
             model=ICONVSR,
@@ -144,7 +137,7 @@ def test_extractor_checkpoint_errors(tmp_path, frames):
     )
     torch.save(wide, tmp_path / "wide.pth")
     with pytest.raises(AfvsrError, match=r"wide\.pth \(extractor\): tensor '.*' has shape"):
-        _trainer(
+        tiny_trainer(
             tmp_path,
             frames,
             model=ICONVSR,
@@ -153,9 +146,9 @@ def test_extractor_checkpoint_errors(tmp_path, frames):
     basic = tmp_path / "basic.safetensors"
     save_model(build_model("basicvsr", mid_channels=8, num_blocks=1), basic)
     with pytest.raises(AfvsrError, match=r"expected an EDVR extractor or IconVSR model file"):
-        _trainer(tmp_path, frames, model=ICONVSR, train={"extractor_checkpoint": str(basic)})
+        tiny_trainer(tmp_path, frames, model=ICONVSR, train={"extractor_checkpoint": str(basic)})
     with pytest.raises(AfvsrError, match=r"leave spynet_checkpoint, backbone_checkpoint and extr"):
-        _trainer(
+        tiny_trainer(
             tmp_path,
             frames,
             model=ICONVSR,
@@ -168,7 +161,7 @@ def test_init_checkpoint_refuses_other_constructor_arguments(tmp_path, frames):
     start = build_model("basicvsr", mid_channels=4, num_blocks=1, upsample_mode="bilinear")
     save_model(start, bilinear)
     with pytest.raises(AfvsrError) as err:
-        _trainer(tmp_path, frames, train={"init_checkpoint": str(bilinear)})
+        tiny_trainer(tmp_path, frames, train={"init_checkpoint": str(bilinear)})
     message = str(err.value)
     assert "\n" not in message
     assert message == (
@@ -176,7 +169,7 @@ def test_init_checkpoint_refuses_other_constructor_arguments(tmp_path, frames):
         '"bicubic": set [model] upsample_mode = "bilinear" to start from it'
     )
     # The same [model] arguments start from it, every weight equal.
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         model={"upsample_mode": "bilinear"},
@@ -191,7 +184,7 @@ def test_init_checkpoint_refuses_other_constructor_arguments(tmp_path, frames):
     icon = tmp_path / "icon.safetensors"
     save_model(build_model("iconvsr", mid_channels=8, num_blocks=1, keyframe_stride=3), icon)
     with pytest.raises(AfvsrError, match=r"keyframe_stride = 3, \[model\] has keyframe_stride = 5"):
-        _trainer(tmp_path, frames, model=ICONVSR, train={"init_checkpoint": str(icon)})
+        tiny_trainer(tmp_path, frames, model=ICONVSR, train={"init_checkpoint": str(icon)})
 
 
 def test_init_checkpoint_reads_an_argument_a_file_lacks_as_its_default(tmp_path, frames):
@@ -202,10 +195,10 @@ def test_init_checkpoint_reads_an_argument_a_file_lacks_as_its_default(tmp_path,
     old = tmp_path / "old.safetensors"
     meta = {"format_version": "1", "model": "basicvsr", "kwargs": json.dumps(kwargs)}
     save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(old), metadata=meta)
-    trainer = _trainer(tmp_path, frames, train={"init_checkpoint": str(old)})
+    trainer = tiny_trainer(tmp_path, frames, train={"init_checkpoint": str(old)})
     trainer.close()
     with pytest.raises(AfvsrError, match=r'has upsample_mode = "bicubic", \[model\] has'):
-        _trainer(
+        tiny_trainer(
             tmp_path,
             frames,
             model={"upsample_mode": "bilinear"},
@@ -243,7 +236,9 @@ def test_published_files_as_spynet_and_backbone_checkpoint(tmp_path, frames, lay
     published BasicVSR file is stage 2's frozen backbone (with its bilinear residual base)."""
     spynet = _randomized(build_model("spynet"), seed=1)
     torch.save(from_afvsr("spynet", {}, spynet.state_dict(), layout), tmp_path / "spynet.pth")
-    trainer = _trainer(tmp_path, frames, train={"spynet_checkpoint": str(tmp_path / "spynet.pth")})
+    trainer = tiny_trainer(
+        tmp_path, frames, train={"spynet_checkpoint": str(tmp_path / "spynet.pth")}
+    )
     try:
         mine = trainer.model.spynet.state_dict()
         assert all(torch.equal(mine[k], v) for k, v in spynet.state_dict().items())
@@ -260,7 +255,7 @@ def test_published_files_as_spynet_and_backbone_checkpoint(tmp_path, frames, lay
         "data": {"samples": "groups", "rates": [1, 2], "window": 3},
         "train": {"backbone_checkpoint": str(path)},
     }
-    trainer = _trainer(
+    trainer = tiny_trainer(
         tmp_path,
         frames,
         model={**model, "upsample_mode": "bilinear"},
@@ -277,4 +272,4 @@ def test_published_files_as_spynet_and_backbone_checkpoint(tmp_path, frames, lay
     with pytest.raises(
         AfvsrError, match=r'residual base.*set \[model\] upsample_mode = "bilinear"'
     ):
-        _trainer(tmp_path, frames, model=model, run={"name": "s2b"}, **sections)
+        tiny_trainer(tmp_path, frames, model=model, run={"name": "s2b"}, **sections)

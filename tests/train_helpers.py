@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from afvsr.train.config import config_to_toml
+from afvsr.train.config import config_to_toml, resolve_config
+from afvsr.train.loop import Trainer
 
 
 def make_frames(
@@ -53,6 +54,12 @@ def tiny_config(tmp_path: Path, frames: Path, **sections: dict[str, Any]) -> dic
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
     return cfg
+
+
+def tiny_trainer(tmp_path: Path, frames: Path, **sections: dict[str, Any]) -> Trainer:
+    """A Trainer of :func:`tiny_config` (``sections`` update it); the caller closes it."""
+    cfg = resolve_config(tiny_config(tmp_path, frames, **sections), "test.toml")
+    return Trainer(cfg, source="test.toml")
 
 
 def write_config(path: Path, raw: dict[str, Any]) -> Path:

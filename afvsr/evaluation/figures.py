@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from afvsr.errors import AfvsrError
+from afvsr.io_utils import read_utf8
 
 PRETTY = {"bicubic": "Bicubic", "basicvsr": "BasicVSR", "iconvsr": "IconVSR", "afvsr": "AFVSR"}
 COMPARE_DEFAULTS = ("bicubic", "basicvsr-small", "afvsr-single-small")
@@ -200,12 +201,7 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
                 f"{path}: expected one *.jsonl log in the run folder, found {len(logs)}"
             )
         path = logs[0]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise AfvsrError(
-            f"{path}: not UTF-8 text (byte {exc.start}); expected a JSONL training log"
-        ) from None
+    text = read_utf8(path, expected="a JSONL training log")
     records = []
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():

@@ -1,6 +1,13 @@
 """The models: SPyNet, BasicVSR, IconVSR, AFVSR (the method) and Bicubic.
 
 Every video model maps ``lq (b, t, 3, h, w)`` in [0, 1] to ``(b, t, 3, scale*h, scale*w)``.
+
+Each class declares how it runs over a clip, for callers (upscale, eval) instead of their reading
+forward's signature:
+
+- ``clip_modes``: the ``mode`` values ``forward`` takes (empty: no ``mode``, one whole-clip pass);
+- ``default_mode``: the one ``forward`` uses when none is given (None when ``clip_modes`` is empty);
+- ``takes_frames``: whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
 """
 
 from __future__ import annotations

@@ -66,9 +66,7 @@ class AFVSR(nn.Module):
     published BasicVSR).
     """
 
-    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
-    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
-    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    # How the model runs over a clip (see afvsr.models).
     clip_modes: tuple[str, ...] = MODES  # "window" as trained, "sequence" per rate/phase
     default_mode: str | None = "sequence"
     takes_frames = True

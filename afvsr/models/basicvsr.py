@@ -165,9 +165,7 @@ class BasicVSR(nn.Module):
     afvsr's own weights were trained.
     """
 
-    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
-    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
-    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    # How the model runs over a clip (see afvsr.models).
     clip_modes: tuple[str, ...] = ()
     default_mode: str | None = None
     takes_frames = True

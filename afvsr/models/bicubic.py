@@ -14,9 +14,7 @@ from afvsr.models.common import check_lq, check_scale, constructor_kwargs
 class Bicubic(nn.Module):
     """``(b, t, 3, h, w) → (b, t, 3, scale*h, scale*w)`` by MATLAB-compatible bicubic, clamped to [0, 1]."""
 
-    # How the model runs over a clip, declared for callers (upscale, eval) instead of read from
-    # forward's signature: the ``mode`` values forward takes (none: one whole-clip pass), and
-    # whether ``forward(lq, frames=slice)`` rebuilds only those output frames.
+    # How the model runs over a clip (see afvsr.models).
     clip_modes: tuple[str, ...] = ()
     default_mode: str | None = None
     takes_frames = False

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from afvsr.checkpoint import KWARG_RANGES, MAX_LIST
-from afvsr.errors import AfvsrError
+from afvsr.errors import AfvsrError, RenamedWarning
 from afvsr.models import MODELS
 from afvsr.names import current_name, kwarg_renames
 from afvsr.schema import ConfigError, Field, check_section, read_config_file
@@ -195,7 +195,8 @@ class _RawConfig:
 
     def rename_model(self) -> None:
         """Old ``[model]`` names read as the current ones (``afvsr.names``): ``name = "fusion"``
-        as ``"afvsr"``; the argument ``fusion`` as ``group_fusion``, with a FutureWarning."""
+        as ``"afvsr"``; the argument ``fusion`` as ``group_fusion``, with a RenamedWarning (a
+        FutureWarning)."""
         model = self.section("model")
         name = model.get("name")
         if not isinstance(name, str):
@@ -203,7 +204,7 @@ class _RawConfig:
         for old, new in kwarg_renames(name, model).items():
             warnings.warn(
                 f"{self.src('model', old)}: [model] {old} is named {new} now; read as {new}",
-                FutureWarning,
+                RenamedWarning,
                 stacklevel=2,
             )
             model[new] = model.pop(old)
