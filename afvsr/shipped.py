@@ -37,11 +37,11 @@ class Figures:
 
 
 FIGURES: dict[str, Figures] = {
-    "afvsr-multihead-small": Figures(psnr_y=35.72, s_per_frame=34.3, mb_per_frame=74),
-    "afvsr-single-small": Figures(psnr_y=35.71, s_per_frame=43.3, mb_per_frame=74),
-    "afvsr-rates135-small": Figures(psnr_y=35.70, s_per_frame=23.2, mb_per_frame=74),
-    "basicvsr-small": Figures(psnr_y=35.66, s_per_frame=10.7, mb_per_frame=55),
-    "iconvsr-small": Figures(psnr_y=34.53, s_per_frame=14.8, mb_per_frame=5),
+    "afvsr-multihead-small": Figures(psnr_y=35.72, s_per_frame=14.5, mb_per_frame=73),
+    "afvsr-single-small": Figures(psnr_y=35.71, s_per_frame=8.2, mb_per_frame=73),
+    "afvsr-rates135-small": Figures(psnr_y=35.70, s_per_frame=8.0, mb_per_frame=74),
+    "basicvsr-small": Figures(psnr_y=35.66, s_per_frame=3.7, mb_per_frame=55),
+    "iconvsr-small": Figures(psnr_y=34.53, s_per_frame=18.9, mb_per_frame=5),
 }
 
 
