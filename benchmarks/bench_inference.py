@@ -17,7 +17,6 @@ fp32 time / auto time, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import resource
 import subprocess
@@ -114,7 +113,7 @@ def run_one(name: str, frames: int, h: int, w: int, precision: str) -> dict:
     ran = resolve_precision(precision, "cpu")
     model = prepare_for_inference(load_model(name), device="cpu", precision=ran)
     call = model_call(model)
-    kwargs = {"mode": "sequence"} if "mode" in inspect.signature(model.forward).parameters else {}
+    kwargs = {"mode": "sequence"} if "sequence" in getattr(model, "clip_modes", ()) else {}
     flops = count_flops(model, (1, frames, 3, h, w), **kwargs)
     with torch.inference_mode(), autocast_context(torch.device("cpu"), ran):
         call(torch.rand(1, 2, 3, h, w), slice(None))  # warm-up, also the 2-frame peak
@@ -205,7 +204,7 @@ def main() -> None:
 
 
 def markdown_table(report: dict) -> str:
-    """The README's Performance table from a report."""
+    """The table in docs/performance.md, "Speed against the conv roofline", from a report."""
     m = report["machine"]
     lines = [
         f"{report['frames']} frames of {report['size']} LR, ×4, full-size models, "

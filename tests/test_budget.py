@@ -10,6 +10,7 @@ from video_helpers import Upsample, make_video
 
 import afvsr
 from afvsr import shipped
+from afvsr.checkpoint import SHIPPED_MODELS
 from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.models import AttentionFusionVSR, BasicVSR
@@ -20,8 +21,9 @@ from afvsr.video.budget import (
     memory_model,
     parse_size,
     plan_chunks,
+    stored_sample_bytes,
 )
-from afvsr.video.chunking import from_uint16, to_uint16, upscale_tiled
+from afvsr.video.chunking import from_uint16, stack_stored, to_compact, to_uint16, upscale_tiled
 
 SMALL = BasicVSR(mid_channels=32, num_blocks=5)
 
@@ -74,6 +76,36 @@ def test_uint16_frames_and_8bit_tiles_are_exact():
     whole = fn(frames).clamp(0, 1).mul(255).round().to(torch.uint8)
     tiled = upscale_tiled(fn, frames, scale=2, tile=12, tile_overlap=4, dtype=torch.uint8)
     assert tiled.dtype == torch.uint8 and torch.equal(tiled, whole)
+
+
+def test_8bit_frames_are_held_as_exact_uint8_and_deeper_ones_as_uint16():
+    frame = torch.randint(0, 256, (3, 23, 31)).float() / 255  # as decoded from 8-bit samples
+    deep_frame = torch.randint(0, 65536, (3, 23, 31)).float() / 65535  # ... from 16-bit ones
+    deep_frame[0, 0, 0] = 1 / 65535  # no 8-bit value
+    small, deep = to_compact(frame), to_compact(deep_frame)
+    assert small.dtype == torch.uint8 and torch.equal(from_uint16(small), frame)
+    assert deep.dtype == torch.uint16 and torch.equal(from_uint16(deep), deep_frame)
+    mixed = stack_stored([small, deep])  # uint8 v -> uint16 257 v: the same value
+    assert mixed.dtype == torch.uint16 and torch.equal(from_uint16(mixed[0]), frame)
+    assert torch.equal(from_uint16(mixed[1]), deep_frame)
+    assert stored_sample_bytes("yuv420p") == 1 and stored_sample_bytes("rgb24") == 1
+    assert stored_sample_bytes("yuv420p10le") == 2 and stored_sample_bytes("no-such-format") == 2
+
+
+@pytest.mark.parametrize("name", [*SHIPPED_MODELS, "bicubic"])
+def test_every_shipped_model_fits_1080p_input_in_the_default_budget(name):
+    """1920x1080 8-bit input, x4, the default 4 GiB with 400 MiB in use at start (a loaded model
+    and the reader: 260-350 MiB measured): the planner finds a chunk/tile split within budget,
+    with the model's own overlap (the estimator only; no model run)."""
+    from afvsr.checkpoint import load_upscaler
+    from afvsr.video.upscale import default_overlap
+
+    net = load_upscaler(name, map_location="cpu", scale=4)
+    plan = plan_chunks(
+        memory_model(net), width=1920, height=1080, scale=4, overlap=default_overlap(net),
+        budget=4 * GIB, base=400 * MIB, sample_bytes=stored_sample_bytes("yuv420p"),
+    )  # fmt: skip
+    assert 1 <= plan.chunk and plan.estimate <= plan.budget == 4 * GIB
 
 
 def test_upscale_reports_split_precision_and_peak_memory(tmp_path, capsys):

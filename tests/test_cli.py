@@ -23,6 +23,18 @@ def test_help_lists_every_command_without_importing_any_or_torch():
     assert all(f"    {name}" in help_text for name in COMMANDS)
 
 
+def test_upscale_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from afvsr.cli import main\n"
+        "assert main(['upscale', '--help']) == 0\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("usage: afvsr upscale") and "--tile-overlap" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_its_parser_and_help(name, capsys):
     assert main([name, "--help"]) == 0

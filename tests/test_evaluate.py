@@ -86,6 +86,9 @@ class TemporalMean(Nearest):
 
 
 class WithMode(Nearest):
+    clip_modes = ("window", "sequence")  # declared, as the models do (afvsr.models)
+    default_mode = "sequence"
+
     def forward(self, lq, *, mode="sequence"):
         self.modes = [*getattr(self, "modes", []), mode]
         return super().forward(lq)

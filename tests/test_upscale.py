@@ -232,7 +232,11 @@ def test_real_models_through_the_pipeline(tmp_path, monkeypatch):
     modes = []
     forward = method.forward
     monkeypatch.setattr(
-        method, "forward", lambda lq, *, mode: modes.append(mode) or forward(lq, mode=mode)
+        method,
+        "forward",
+        lambda lq, *, mode, frames=None: (
+            modes.append(mode) or forward(lq, mode=mode, frames=frames)
+        ),
     )
     assert (
         default_overlap(method) == 20

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import inspect
 import json
 import math
 import os
@@ -68,8 +67,9 @@ def window_indices(t: int, num_frames: int, window: int) -> list[int]:
 
 
 def accepts_mode(model: nn.Module) -> bool:
-    """Whether ``model(lq, mode=...)`` is accepted (AFVSR's ``window``/``sequence``)."""
-    return "mode" in inspect.signature(model.forward).parameters
+    """Whether ``model(lq, mode=...)`` is accepted (AFVSR's ``window``/``sequence``): the
+    model's declared ``clip_modes`` (see :mod:`afvsr.models`), empty for a model without any."""
+    return bool(getattr(model, "clip_modes", ()))
 
 
 def model_name(model: nn.Module) -> str:
@@ -210,6 +210,40 @@ def evaluate(
         progress: called with one-line progress messages.
         on_clip: called with each clip's result as soon as it is scored.
     """
+    mode = check_evaluate_args(model, dataset, mode=mode, window=window, max_frames=max_frames)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    check_precision(precision, device)
+    precision = resolve_precision(precision, device)  # "auto" -> what runs, for the results
+    scale = int(model.scale)
+    was_training = model.training
+    model.eval()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        clips = score_clips(
+            model, dataset, device=device, scale=scale, mode=mode, window=window, border=border,
+            max_frames=max_frames, precision=precision, save_frames_dir=save_frames_dir,
+            progress=progress, on_clip=on_clip,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
+    return results_dict(
+        model, dataset, clips, device=device, scale=scale, mode=mode, window=window,
+        border=border, max_frames=max_frames, precision=precision,
+    )  # fmt: skip
+
+
+def check_evaluate_args(
+    model: nn.Module,
+    dataset: Sequence[dict],
+    *,
+    mode: str | None,
+    window: int | None,
+    max_frames: int | None,
+) -> str | None:
+    """Raise AfvsrError for arguments of :func:`evaluate` that do not fit together; return the
+    mode that runs (the model's ``default_mode`` when it takes one and none is given)."""
     if len(dataset) == 0:
         raise AfvsrError(f"dataset {getattr(dataset, 'name', '')!r} has no clips (empty split?)")
     takes_mode = accepts_mode(model)
@@ -230,55 +264,76 @@ def evaluate(
     if max_frames is not None and max_frames < 1:
         raise AfvsrError(f"expected --max-frames >= 1, got {max_frames}")
     if takes_mode and mode is None:
-        mode = inspect.signature(model.forward).parameters["mode"].default
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    check_precision(precision, device)
-    precision = resolve_precision(precision, device)  # "auto" -> what runs, for the results
-    scale = int(model.scale)
-    was_training = model.training
-    model.eval()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+        mode = getattr(model, "default_mode", None)
+    return mode
 
+
+def score_clips(
+    model: nn.Module,
+    dataset: Sequence[dict],
+    *,
+    device: torch.device,
+    scale: int,
+    mode: str | None,
+    window: int | None,
+    border: int,
+    max_frames: int | None,
+    precision: str,
+    save_frames_dir: str | os.PathLike | None,
+    progress: Callable[[str], None] | None,
+    on_clip: Callable[[dict], None] | None,
+) -> list[dict[str, Any]]:
+    """Each clip's result (key, frames, mean and per-frame metrics, time), in dataset order;
+    the model already in eval mode on ``device`` (see :func:`evaluate` for the arguments)."""
     clips: list[dict[str, Any]] = []
-    try:
-        for i in range(len(dataset)):
-            if max_frames is not None and hasattr(dataset, "load"):
-                sample = dataset.load(i, stop=max_frames)  # ClipDataset: reads only those frames
-            else:
-                sample = dataset[i]
-            key, lq, gt = _check_clip(sample, i, scale)
-            if max_frames is not None:
-                lq, gt = lq[:max_frames], gt[:max_frames]
-            t = lq.shape[0]
-            if progress:
-                progress(
-                    f"[{i + 1}/{len(dataset)}] {key}: {t} frames {lq.shape[-1]}x{lq.shape[-2]}"
-                )
-            lq = lq.to(device, torch.float32)
-            _sync(device)
-            start = time.perf_counter()
-            out = upscale_clip(model, lq, mode=mode, window=window, precision=precision)
-            _sync(device)
-            ms_per_frame = (time.perf_counter() - start) * 1000.0 / t
-            scores = frame_metrics(out, gt.to(out.device), border=border)
-            frames = {name: [float(v) for v in scores[name].cpu()] for name in METRIC_NAMES}
-            clip = {
-                "key": key,
-                "num_frames": t,
-                **{name: mean_metric(frames[name]) for name in METRIC_NAMES},
-                "ms_per_frame": ms_per_frame,
-                "frames": frames,
-            }
-            clips.append(clip)
-            if save_frames_dir is not None:
-                save_frames(out, Path(save_frames_dir) / key)
-            if on_clip:
-                on_clip(clip)
-    finally:
-        model.train(was_training)
+    for i in range(len(dataset)):
+        if max_frames is not None and hasattr(dataset, "load"):
+            sample = dataset.load(i, stop=max_frames)  # ClipDataset: reads only those frames
+        else:
+            sample = dataset[i]
+        key, lq, gt = _check_clip(sample, i, scale)
+        if max_frames is not None:
+            lq, gt = lq[:max_frames], gt[:max_frames]
+        t = lq.shape[0]
+        if progress:
+            progress(f"[{i + 1}/{len(dataset)}] {key}: {t} frames {lq.shape[-1]}x{lq.shape[-2]}")
+        lq = lq.to(device, torch.float32)
+        _sync(device)
+        start = time.perf_counter()
+        out = upscale_clip(model, lq, mode=mode, window=window, precision=precision)
+        _sync(device)
+        ms_per_frame = (time.perf_counter() - start) * 1000.0 / t
+        scores = frame_metrics(out, gt.to(out.device), border=border)
+        frames = {name: [float(v) for v in scores[name].cpu()] for name in METRIC_NAMES}
+        clip = {
+            "key": key,
+            "num_frames": t,
+            **{name: mean_metric(frames[name]) for name in METRIC_NAMES},
+            "ms_per_frame": ms_per_frame,
+            "frames": frames,
+        }
+        clips.append(clip)
+        if save_frames_dir is not None:
+            save_frames(out, Path(save_frames_dir) / key)
+        if on_clip:
+            on_clip(clip)
+    return clips
 
+
+def results_dict(
+    model: nn.Module,
+    dataset: Sequence[dict],
+    clips: list[dict[str, Any]],
+    *,
+    device: torch.device,
+    scale: int,
+    mode: str | None,
+    window: int | None,
+    border: int,
+    max_frames: int | None,
+    precision: str,
+) -> dict[str, Any]:
+    """The results dict of :func:`evaluate` (see the module doc) from its clips' results."""
     from afvsr import __version__
 
     cuda_peak = (

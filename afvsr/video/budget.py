@@ -20,20 +20,22 @@ from dataclasses import dataclass
 from torch import nn
 
 from afvsr.errors import AfvsrError
+from afvsr.video.defaults import MIN_CHUNK
 
 GIB = 1 << 30
 MIB = 1 << 20
 DEFAULT_BUDGET_CAP = 4 * GIB
-MIN_CHUNK = 30  # a chunk is at least this long when the budget allows (the old fixed default)
+# A chunk is at least MIN_CHUNK frames when the budget allows (afvsr.video.defaults)
 MAX_CHUNK_CONTEXTS = 4  # ... and at most max(MIN_CHUNK, 4 x overlap): context then costs <= 50%
 TILE_SIZES = (512, 448, 384, 320, 256, 224, 192, 160, 128, 96, 64)  # candidates
 SPYNET_MAX_PIXELS = 1 << 19  # SPyNet runs at most this many padded pixels per call
 SPYNET_BYTES = 520  # per pixel of a SPyNet call: pyramids and its 8-32-64-32-16 channel convs
 RECON_MAX_PIXELS = 1 << 20  # HR pixels per reconstruction call (models.common.reconstruct_frames)
 # Bytes per output pixel libx264 holds, by look-ahead (measured at 2560x1088, crf 18, 2 cores:
-# 481 MiB with its default 40 frames, 229 MiB with 10, 172 MiB with none). A run whose encoder
-# would take over a quarter of the budget gets the first shorter look-ahead that does not, or
-# none (the same crf quality target; a somewhat larger file).
+# 481 MiB with its default 40 frames, 229 MiB with 10, 172 MiB with none; with none at
+# 7680x4320, 16 frames, 1 or 3 threads: 58, still growing). A run whose encoder would take over
+# a quarter of the budget gets the first shorter look-ahead that does not, or none (the same crf
+# quality target; a somewhat larger file).
 ENCODER_BYTES = 185
 ENCODER_LEVELS = ((None, ENCODER_BYTES), ({"rc-lookahead": "10"}, 90), ({"rc-lookahead": "0"}, 65))
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": MIB, "g": GIB, "t": 1 << 40}
@@ -67,6 +69,18 @@ def memory_budget(max_memory: int | str | None) -> int:
     if size <= 0:
         raise AfvsrError(f"expected a positive --max-memory, got {max_memory!r}")
     return size
+
+
+def stored_sample_bytes(pix_fmt: str) -> int:
+    """Bytes per sample a decoded frame of ``pix_fmt`` is held in while its chunks run: 1 for
+    8-bit sources (uint8, :func:`~afvsr.video.chunking.to_compact`), else 2 (uint16)."""
+    try:
+        import av
+
+        bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError, ImportError):  # unknown format name: assume the larger
+        return 2
+    return 1 if bits <= 8 else 2
 
 
 def current_rss() -> int:
@@ -152,14 +166,18 @@ def chunk_memory(
     tile: int | None,
     tile_overlap: int,
     encoder_bytes: int = ENCODER_BYTES,
+    sample_bytes: int = 2,
 ) -> int:
-    """Estimated bytes one chunk needs beyond the process at start (frames ``width x height``)."""
+    """Estimated bytes one chunk needs beyond the process at start (frames ``width x height``,
+    held as ``sample_bytes`` per sample until their chunks are done: 1 for 8-bit sources)."""
     full = width * height
     th, tw = (height, width) if tile is None else (min(tile, height), min(tile, width))
     a = th * tw  # pixels the model sees per call
     longest = chunk + chunk // 4  # a boundary may move to a scene cut up to chunk // 4 later
     frames = longest + 2 * overlap
-    stream = 2 * 3 * 2 * full * (frames + chunk // 4)  # uint16 frames ahead + the chunk's stack
+    # The decoded frames: the chunk's stack (the frames kept for the next chunk are views of it)
+    # and the frames read ahead; twice that while the next chunk is stacked from the last one.
+    stream = 3 * sample_bytes * full * (frames + chunk // 4)
     held = a * ((mm.per_frame + 12) * frames + mm.per_output * longest)
     # Working sets that come and go one after the other (flows, then features, then
     # reconstruction): the largest counts, not their sum.
@@ -171,7 +189,7 @@ def chunk_memory(
     transient = max(spynet, recon, a * mm.per_pixel)
     assembled = 3 * scale * scale * full * longest  # the 8-bit output frames of the chunk
     encoder = encoder_bytes * scale * scale * full
-    return int(stream + held + transient + assembled + encoder)
+    return int(encoder + max(stream + held + transient + assembled, 2 * stream))
 
 
 def plan_chunks(
@@ -186,6 +204,7 @@ def plan_chunks(
     chunk: int | None = None,
     tile: int | None = None,
     tile_overlap: int = 16,
+    sample_bytes: int = 2,
 ) -> Plan:
     """The chunk (and tiles, if needed) that fit ``budget`` bytes, ``base`` bytes being in use.
 
@@ -193,9 +212,11 @@ def plan_chunks(
     the least work: frames computed per output frame, ``(chunk + 2*overlap) / chunk`` times the
     tiles' pixels over the frame's. The chunk is at most ``max(MIN_CHUNK, MAX_CHUNK_CONTEXTS *
     overlap)``. ``chunk``/``tile`` given: kept (the other is chosen); an AfvsrError saying what
-    would fit if they cannot.
+    would fit if they cannot. ``sample_bytes``: as :func:`chunk_memory` (2 unless the source is
+    known to be 8-bit, :func:`stored_sample_bytes`).
     """
-    size = dict(width=width, height=height, scale=scale, overlap=overlap, tile_overlap=tile_overlap)
+    size = dict(width=width, height=height, scale=scale, overlap=overlap, tile_overlap=tile_overlap,
+                sample_bytes=sample_bytes)  # fmt: skip
     out_pixels = scale * scale * width * height
     encoder_options, enc = next(
         (level for level in ENCODER_LEVELS if level[1] * out_pixels <= budget // 4),

@@ -146,7 +146,8 @@ def temporal_chunks(
             if search and best is not None and scores[best - buf_start] >= cut_threshold:
                 stop, at_cut = best, True
         ctx_start, ctx_stop = max(0, start - overlap), min(end, stop + overlap)
-        lq = torch.stack(buf[ctx_start - buf_start : ctx_stop - buf_start])  # (t, 3, h, w)
+        lq = stack_stored(buf[ctx_start - buf_start : ctx_stop - buf_start])  # (t, 3, h, w)
+        buf[ctx_start - buf_start : ctx_stop - buf_start] = lq.unbind(0)  # views: one copy held
         yield TemporalChunk(
             lq=lq, start=ctx_start, keep=slice(start - ctx_start, stop - ctx_start), at_cut=at_cut
         )
@@ -265,7 +266,26 @@ def to_uint16(frame: Tensor) -> Tensor:
 
 
 def from_uint16(frames: Tensor) -> Tensor:
-    """uint16 frames from :func:`to_uint16` → float32 in [0, 1]; other dtypes → float32 as is."""
+    """uint16 frames from :func:`to_uint16` (or uint8 from :func:`to_compact`) → float32 in
+    [0, 1]; other dtypes → float32 as is."""
     if frames.dtype == torch.uint16:
         return frames.float().div_(65535)
+    if frames.dtype == torch.uint8:
+        return frames.float().div_(255)
     return frames.float()
+
+
+def to_compact(frame: Tensor) -> Tensor:
+    """A frame in [0, 1] → uint8 ``round(255 * x)`` where :func:`from_uint16` gives back exactly
+    the same floats (frames decoded from 8-bit samples: a quarter of float32's memory), else
+    :func:`to_uint16`."""
+    small = frame.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    return small if torch.equal(from_uint16(small), frame) else to_uint16(frame)
+
+
+def stack_stored(frames: list[Tensor]) -> Tensor:
+    """Stack frames held by :func:`to_compact` (uint8 ``v`` becomes uint16 ``257 v``, the same
+    value, when the list mixes both) or by any other store."""
+    if len({f.dtype for f in frames}) > 1:
+        frames = [(f.int() * 257).to(torch.uint16) if f.dtype == torch.uint8 else f for f in frames]
+    return torch.stack(frames)

@@ -21,11 +21,20 @@ import argparse
 import sys
 
 from afvsr.errors import AfvsrError
-from afvsr.video.upscale import DEFAULT_CHUNK, DEFAULT_OVERLAP_STEPS, DEFAULT_TILE_OVERLAP
+from afvsr.video.defaults import DEFAULT_CHUNK, DEFAULT_OVERLAP_STEPS, DEFAULT_TILE_OVERLAP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``afvsr upscale``, in the order ``--help`` lists them."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_input_arguments(parser)
+    add_model_arguments(parser)
+    add_streaming_arguments(parser)
+    add_output_arguments(parser)
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """INPUT, ``--list-models`` and ``--output``."""
     parser.add_argument(
         "input",
         metavar="INPUT",
@@ -45,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="video file, or a path without extension for a folder of PNG frames "
         "(default: next to INPUT, <name>_x<scale>.<ext>)",
     )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """What runs and how: ``--model``, ``--scale``, ``--device``, ``--precision``."""
     parser.add_argument(
         "--model",
         default="default",
@@ -64,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with bf16 or a CPU with AVX-512 BF16 or AMX; fp32 elsewhere), fp32, bf16 (CPU or "
         "CUDA autocast), fp16 (CUDA)",
     )
+
+
+def add_streaming_arguments(parser: argparse.ArgumentParser) -> None:
+    """Chunks, memory and tiles: ``--chunk``, ``--max-memory``, ``--overlap``, ``--tile``,
+    ``--tile-overlap`` (defaults in :mod:`afvsr.video.defaults`)."""
     parser.add_argument(
         "--chunk",
         type=int,
@@ -99,6 +117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help=f"overlap of neighbouring tiles in input pixels (default: {DEFAULT_TILE_OVERLAP})",
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Encoding and the rest: ``--codec``, ``--crf``, ``--backend``, ``--force``,
+    ``--ignore-errors``, ``--quiet``."""
     parser.add_argument("--codec", default="libx264", help="video encoder (default: libx264)")
     parser.add_argument(
         "--crf",

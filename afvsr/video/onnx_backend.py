@@ -49,6 +49,12 @@ class OnnxModel(nn.Module):
     ``afvsr.*`` metadata, prefix removed), ``providers``.
     """
 
+    # How it runs over a clip, declared as the PyTorch models do (afvsr.models): the exported
+    # graph has no ``mode`` and rebuilds every frame it is given.
+    clip_modes: tuple[str, ...] = ()
+    default_mode: str | None = None
+    takes_frames = False
+
     def __init__(
         self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None
     ) -> None:

@@ -10,7 +10,6 @@ the chunk and frame size, never on the length of the video.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import sys
 import time
@@ -31,33 +30,27 @@ from afvsr.inference import (
 )
 from afvsr.memory import peak_rss, reset_peak_rss, return_large_frees_to_os
 from afvsr.video.budget import (
-    MIN_CHUNK,
     current_rss,
     format_size,
     memory_budget,
     memory_model,
     plan_chunks,
+    stored_sample_bytes,
 )
 from afvsr.video.chunking import (
     from_uint16,
     pad_to_min_size,
     temporal_chunks,
+    to_compact,
     to_dtype,
-    to_uint16,
     upscale_tiled,
 )
+from afvsr.video.defaults import DEFAULT_CHUNK, DEFAULT_OVERLAP_STEPS, DEFAULT_TILE_OVERLAP
 from afvsr.video.reader import VideoReader
 from afvsr.video.writer import check_output, is_folder_output, open_output
 
-# Chunk defaults (see README.md, "Streaming", and benchmarks/bench_chunk_overlap.py): a chunk sees
-# DEFAULT_OVERLAP_STEPS propagation steps of context on each side. A recurrent step moves one
-# frame in BasicVSR/IconVSR, but ``r`` frames in AFVSR's rate-``r`` stream, so the
-# overlap in frames is the steps times the model's largest rate. The chunk length comes from the
-# memory budget (afvsr.video.budget); DEFAULT_CHUNK frames and twice the overlap is the chunk
-# where no budget applies (the onnxruntime backend's fallback, the export's default frames).
-DEFAULT_CHUNK = MIN_CHUNK
-DEFAULT_OVERLAP_STEPS = 10
-DEFAULT_TILE_OVERLAP = 16
+# Chunk defaults: afvsr.video.defaults (torch-free, for `afvsr upscale --help`) says what they
+# mean; docs/upscaling.md, "Streaming: chunks, overlap, tiles", how they were chosen.
 MIN_SIZE = 16  # smaller frames are edge-padded before the model, the output cropped back
 # Containers that take H.264 and keep the input's audio as is; other inputs become .mkv.
 KEPT_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
@@ -147,9 +140,8 @@ def model_call(net: nn.Module) -> Callable[[Tensor, slice], Tensor]:
     runs in ``sequence`` mode (a few BasicVSR passes per clip; ``window``, as trained, costs
     about 9).
     """
-    params = inspect.signature(net.forward).parameters
-    kwargs = {"mode": "sequence"} if "mode" in params else {}
-    if "frames" in params:
+    kwargs = {"mode": "sequence"} if "sequence" in getattr(net, "clip_modes", ()) else {}
+    if getattr(net, "takes_frames", False):
         return lambda lq, keep: net(lq, frames=keep, **kwargs)
     return lambda lq, keep: net(lq, **kwargs)[:, keep]
 
@@ -167,8 +159,8 @@ def upscale_frames(
 ) -> Tensor:
     """Upscale a chunk ``lq (t, 3, h, w)`` and return its kept frames ``(k, 3, s*h, s*w)``:
     float32 in [0, 1], or with ``dtype=torch.uint8`` 8-bit (tiles converted as they come).
-    ``lq`` is float in [0, 1] or uint16 from :func:`~afvsr.video.chunking.to_uint16` (converted
-    a tile at a time)."""
+    ``lq`` is float in [0, 1] or uint8/uint16 from :func:`~afvsr.video.chunking.to_compact`
+    (converted a tile at a time)."""
     if min(lq.shape[-2:]) < MIN_SIZE:
         lq = from_uint16(lq)
     lq, h, w = pad_to_min_size(lq, MIN_SIZE)
@@ -266,9 +258,11 @@ def plan_split(
     tile: int | None,
     tile_overlap: int,
     budget: int,
+    sample_bytes: int = 2,
 ) -> Split:
     """The chunk and tiles for ``width x height`` frames: from the memory budget (torch), or
-    what the exported graph's fixed frame count allows (onnxruntime)."""
+    what the exported graph's fixed frame count allows (onnxruntime). ``sample_bytes``: how the
+    decoded frames are held (:func:`~afvsr.video.budget.stored_sample_bytes`)."""
     if backend == "onnxruntime":
         overlap, chunk = onnx_chunking(net, overlap, chunk)
         return Split(chunk, overlap, tile, tile_overlap)
@@ -284,6 +278,7 @@ def plan_split(
         chunk=chunk,
         tile=tile,
         tile_overlap=tile_overlap,
+        sample_bytes=sample_bytes,
     )
     return Split(
         plan.chunk, overlap, plan.tile, tile_overlap, budget, plan.estimate, plan.encoder_options
@@ -348,8 +343,8 @@ def run_chunks(
     call, total = model_call(net), reader.info.num_frames
     done, chunks, cuts = 0, 0, []
     parts = temporal_chunks(
-        reader.frames(), chunk=split.chunk, overlap=split.overlap, store=to_uint16
-    )  # frames held as uint16: exact, half the memory
+        reader.frames(), chunk=split.chunk, overlap=split.overlap, store=to_compact
+    )  # frames held as uint8 (8-bit sources) or uint16: exact, a quarter or half the memory
     for part in parts:
         sr = upscale_frames(
             call,
@@ -372,6 +367,7 @@ def run_chunks(
                 writer.write(to_uint8(frame), stamp.pts, stamp.duration)
         done, chunks = done + len(sr), chunks + 1
         bar.update(len(sr))
+        del sr  # the chunk's output is not needed while the next chunk is stacked and run
         if progress is not None:
             progress(done, total)
     return done, chunks, cuts
@@ -447,11 +443,44 @@ def upscale_video(
     output_path = Path(output) if output is not None else default_output(input_path, s)
     model_file = None if isinstance(model, nn.Module) else model
     check_output(output_path, force=force, inputs=[input_path, model_file])
+    streamed = stream_upscaled(
+        input_path, output_path, net, dev=dev, amp=amp, backend=backend, chunk=chunk,
+        overlap=overlap, tile=tile, tile_overlap=tile_overlap, budget=budget, codec=codec,
+        crf=crf, quiet=quiet, progress=progress, ignore_errors=ignore_errors, started=started,
+    )  # fmt: skip
+    labels = {"input": str(input_path), "output": str(output_path), "model": model_label}
+    return {**labels, "precision": precision, **streamed}
+
+
+def stream_upscaled(
+    input_path: Path,
+    output_path: Path,
+    net: nn.Module,
+    *,
+    dev: torch.device,
+    amp: contextlib.AbstractContextManager,
+    backend: str,
+    chunk: int | None,
+    overlap: int | None,
+    tile: int | None,
+    tile_overlap: int,
+    budget: int,
+    codec: str,
+    crf: int,
+    quiet: bool,
+    progress: Callable[[int, int | None], None] | None,
+    ignore_errors: bool,
+    started: float,
+) -> dict:
+    """Read, upscale and write the whole input (:func:`upscale_video`'s arguments, checked);
+    return the summary after ``precision`` (``seconds`` counted from ``started``)."""
+    s = net.scale
     with VideoReader(input_path, ignore_errors=ignore_errors) as reader:
         info = reader.info
         split = plan_split(
             net, info.width, info.height, backend=backend, chunk=chunk, overlap=overlap,
             tile=tile, tile_overlap=tile_overlap, budget=budget,
+            sample_bytes=stored_sample_bytes(info.pix_fmt),
         )  # fmt: skip
         folder_out = is_folder_output(output_path)
         video_kwargs = output_format(reader, scale=s, codec=codec, crf=crf, split=split)
@@ -466,10 +495,6 @@ def upscale_video(
 
     seconds = time.perf_counter() - started
     return {
-        "input": str(input_path),
-        "output": str(output_path),
-        "model": model_label,
-        "precision": precision,
         **stream_summary(info, s, folder_out),
         "frames": done,
         "seconds": seconds,
