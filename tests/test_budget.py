@@ -23,7 +23,14 @@ from afvsr.video.budget import (
     plan_chunks,
     stored_sample_bytes,
 )
-from afvsr.video.chunking import from_uint16, stack_stored, to_compact, to_uint16, upscale_tiled
+from afvsr.video.chunking import (
+    from_uint16,
+    stack_stored,
+    temporal_chunks,
+    to_compact,
+    to_uint16,
+    upscale_tiled,
+)
 
 SMALL = BasicVSR(mid_channels=32, num_blocks=5)
 
@@ -90,6 +97,12 @@ def test_8bit_frames_are_held_as_exact_uint8_and_deeper_ones_as_uint16():
     assert torch.equal(from_uint16(mixed[1]), deep_frame)
     assert stored_sample_bytes("yuv420p") == 1 and stored_sample_bytes("rgb24") == 1
     assert stored_sample_bytes("yuv420p10le") == 2 and stored_sample_bytes("no-such-format") == 2
+    # Chunks of 8-bit frames held as uint8, the kept ones views of the last stack: same values.
+    clip = torch.randint(0, 256, (9, 3, 5, 7)).float() / 255
+    parts = list(temporal_chunks(iter(clip), chunk=3, overlap=2, cut_search=0, store=to_compact))
+    assert [p.lq.dtype for p in parts] == [torch.uint8] * 3
+    for p in parts:
+        assert torch.equal(from_uint16(p.lq), clip[p.start : p.start + len(p.lq)])
 
 
 @pytest.mark.parametrize("name", [*SHIPPED_MODELS, "bicubic"])

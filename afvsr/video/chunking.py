@@ -98,7 +98,9 @@ def temporal_chunks(
             remainder of up to ``cut_search`` frames instead of leaving a tiny final chunk.
         cut_threshold: the :func:`cut_score` above which a frame pair is a cut.
         store: how a frame is held until its chunks are done (e.g. :func:`to_uint16`, exact for
-            8- and 16-bit sources at half the memory of float32); default: as it comes.
+            8- and 16-bit sources at half the memory of float32, or :func:`to_compact`, uint8
+            for 8-bit frames); default: as it comes. A chunk's ``lq`` is the only copy of its
+            frames: those kept for the next chunk are views of it.
 
     Yields:
         :class:`TemporalChunk` in order; their kept frames tile the stream exactly once.
