@@ -50,7 +50,7 @@ weights: $(STAMP)
 # docs/results.md: every shipped model and bicubic on the validation split of ../shared/data
 # (the first 10 frames of each of its 20 clips), then the table and the figures.
 RESULTS ?= results/validation
-EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu --force
+EVAL = $(BIN)/afvsr eval --data shared:val --gt-downscale 2 --max-frames 10 --device cpu --precision fp32 --force
 results: $(STAMP)
 	mkdir -p $(RESULTS) docs/figures
 	$(EVAL) --model bicubic --out $(RESULTS)/bicubic.json
