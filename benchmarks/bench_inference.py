@@ -93,7 +93,7 @@ def run_roofline(name: str, frames: int, h: int, w: int, precision: str) -> dict
         "achieved_gflops": gflops,
         "roofline_gflops": roof,
         "ratio_to_roofline": gflops / best,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_mb(),
     }
 
 
