@@ -24,7 +24,7 @@ import sys
 import time
 
 import torch
-from report import emit, machine
+from report import cpu_kind, emit, machine
 
 # Full-size random-weight models for the roofline comparison (speed does not depend on weights).
 MODELS = {
@@ -132,17 +132,6 @@ def run_one(name: str, frames: int, h: int, w: int, precision: str) -> dict:
         "tflop_per_frame": flops["per_frame"] / 1e12,
         "peak_rss_mb": peak,
         "mb_per_frame": (peak - warm_peak) / max(1, frames - 2),
-    }
-
-
-def cpu_kind() -> dict:
-    from afvsr.inference import cpu_flags
-
-    flags = cpu_flags()
-    return {
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "amx": "amx_bf16" in flags or "amx_tile" in flags,
     }
 
 

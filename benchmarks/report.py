@@ -13,14 +13,30 @@ import torch
 from afvsr.io_utils import atomic_path
 
 
+def cpu_kind() -> dict[str, Any]:
+    """torch's CPU capability (e.g. "AVX512") and whether the CPU has native bf16 (AVX-512 BF16,
+    AMX), read from its flags: what decides the speed of fp32 and bf16 convs."""
+    from afvsr.inference import cpu_flags
+
+    flags = cpu_flags()
+    return {
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx": "amx_bf16" in flags or "amx_tile" in flags,
+    }
+
+
 def machine() -> dict[str, Any]:
-    """CPU, threads, torch's CPU capability (e.g. "AVX2") and versions, and the load average:
-    the facts needed to compare a report with another one."""
+    """CPU, threads, the CPU kind (:func:`cpu_kind`) and versions, and the load average: the
+    facts needed to compare a report with another one."""
+    kind = cpu_kind()
     return {
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_capability": kind["capability"],
+        "avx512_bf16": kind["avx512_bf16"],
+        "amx": kind["amx"],
         "load_average": list(os.getloadavg()),
         "python": platform.python_version(),
         "torch": torch.__version__,
