@@ -35,10 +35,10 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Shipped models, by validation PSNR-Y. The default of `afvsr upscale`, `eval` and `demo` is
 # computed from their recorded figures (afvsr.shipped.default_model), not from this order.
 SHIPPED_MODELS: tuple[str, ...] = (
+    "basicvsr-small",
     "afvsr-multihead-small",
     "afvsr-single-small",
     "afvsr-rates135-small",
-    "basicvsr-small",
     "iconvsr-small",
 )
 
