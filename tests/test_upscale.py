@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 
 import av
 import numpy as np
@@ -21,6 +22,7 @@ from video_helpers import (
 )
 
 import afvsr
+import afvsr.video.upscale as upscale
 from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.evaluation.metrics import psnr
@@ -272,3 +274,25 @@ def test_streams_the_output_container_cannot_hold_are_one_clear_error(tmp_path):
     ):
         afvsr.upscale_video(src, tmp_path / "out.mp4", model="bicubic", quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_a_chunks_output_is_freed_before_the_next_chunk_runs(tmp_path, monkeypatch):
+    """A chunk's whole output must be gone (no frame view left behind by the writing loop)
+    when the next chunk runs: otherwise two chunks' outputs are held at once, which the
+    memory budget does not count."""
+    src = make_video(tmp_path / "in.mkv", num_frames=10)
+    outputs, alive_at_call = [], []
+    original = upscale.upscale_frames
+
+    def recording(*args, **kwargs):
+        alive_at_call.append(sum(ref() is not None for ref in outputs))
+        buffer = original(*args, **kwargs).numpy().copy()
+        outputs.append(weakref.ref(buffer))  # alive while any view of the output is
+        return torch.from_numpy(buffer)
+
+    monkeypatch.setattr(upscale, "upscale_frames", recording)
+    summary = afvsr.upscale_video(
+        src, tmp_path / "out.mkv", model="bicubic", chunk=3, overlap=1, tile=32, quiet=True
+    )
+    assert summary["chunks"] == 4 and len(alive_at_call) == 4
+    assert alive_at_call == [0, 0, 0, 0]

@@ -324,6 +324,19 @@ def check_split_args(
         )
 
 
+def write_frames(writer, sr: Tensor, stamps, *, folder_out: bool) -> None:
+    """Write a chunk's output ``sr (k, 3, s*h, s*w)`` frame by frame, each with the next stamp
+    of ``stamps`` (frames come out in input order). A function of its own so that no loop
+    variable outlives it: a frame is a view of the whole chunk's output, and one left behind
+    would keep that output in memory while the next chunk runs."""
+    for frame in sr:
+        stamp = stamps.popleft()
+        if folder_out:
+            writer.write(to_uint8(frame), name=stamp.name)
+        else:
+            writer.write(to_uint8(frame), stamp.pts, stamp.duration)
+
+
 def run_chunks(
     reader: VideoReader,
     writer,
@@ -359,15 +372,10 @@ def run_chunks(
         if part.at_cut:
             cuts.append(part.stop)
         del part  # the chunk's frames are not needed while writing
-        for frame in sr:
-            stamp = reader.stamps.popleft()  # frames come out in input order
-            if folder_out:
-                writer.write(to_uint8(frame), name=stamp.name)
-            else:
-                writer.write(to_uint8(frame), stamp.pts, stamp.duration)
+        write_frames(writer, sr, reader.stamps, folder_out=folder_out)
         done, chunks = done + len(sr), chunks + 1
         bar.update(len(sr))
-        del sr  # the chunk's output is not needed while the next chunk is stacked and run
+        del sr  # the chunk's output is freed before the next chunk is stacked and run
         if progress is not None:
             progress(done, total)
     return done, chunks, cuts
