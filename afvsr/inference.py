@@ -24,16 +24,25 @@ DEFAULT_PRECISION = "auto"
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+def cpu_info() -> dict[str, str]:
+    """The first CPU's fields in ``/proc/cpuinfo`` (``"model name"``, ``"flags"``, ...); empty
+    where it cannot be read."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break  # the end of the first CPU's block
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return frozenset()
+    return info
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    return frozenset(cpu_info().get("flags", "").split())
 
 
 def cpu_has_native_bf16() -> bool:

@@ -10,14 +10,13 @@ from typing import Any
 
 import torch
 
+from afvsr.inference import cpu_flags, cpu_info
 from afvsr.io_utils import atomic_path
 
 
 def cpu_kind() -> dict[str, Any]:
     """torch's CPU capability (e.g. "AVX512") and whether the CPU has native bf16 (AVX-512 BF16,
     AMX), read from its flags: what decides the speed of fp32 and bf16 convs."""
-    from afvsr.inference import cpu_flags
-
     flags = cpu_flags()
     return {
         "capability": torch.backends.cpu.get_cpu_capability(),
@@ -26,26 +25,13 @@ def cpu_kind() -> dict[str, Any]:
     }
 
 
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (e.g. "Intel(R) Xeon(R) Processor"); "" if
-    it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def machine() -> dict[str, Any]:
     """CPU, threads, the CPU kind (:func:`cpu_kind`) and versions, and the load average: the
     facts needed to compare a report with another one."""
     kind = cpu_kind()
     return {
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model(),
+        "cpu_model": cpu_info().get("model name", ""),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cpu_capability": kind["capability"],

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,7 +325,7 @@ def check_split_args(
         )
 
 
-def write_frames(writer, sr: Tensor, stamps, *, folder_out: bool) -> None:
+def write_frames(writer, sr: Tensor, stamps: deque, *, folder_out: bool) -> None:
     """Write a chunk's output ``sr (k, 3, s*h, s*w)`` frame by frame, each with the next stamp
     of ``stamps`` (frames come out in input order). A function of its own so that no loop
     variable outlives it: a frame is a view of the whole chunk's output, and one left behind
