@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from train_helpers import make_frames, tiny_config, write_config
 
+from afvsr.checkpoint import load_model
 from afvsr.cli import main
 from afvsr.train.config import resolve_config
 from afvsr.train.loop import train
@@ -67,7 +69,10 @@ def _one_error_line(lines: list[str]) -> str:
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_run_stops_cleanly_and_exits_128_plus_signal(tmp_path, frames, signum, code):
     raw = tiny_config(
-        tmp_path, frames, train={"iterations": 100000}, log={"every": 1, "checkpoint_every": 0}
+        tmp_path,
+        frames,
+        train={"iterations": 100000, "ema_decay": 0.5},
+        log={"every": 1, "checkpoint_every": 0},
     )
     config = write_config(tmp_path / "long.toml", raw)
     before = _digest(frames) | _digest(config)
@@ -88,10 +93,19 @@ def test_interrupted_run_stops_cleanly_and_exits_128_plus_signal(tmp_path, frame
     assert proc.returncode == code, err
     stopped = [line for line in err.splitlines() if "stopped at step" in line]
     assert len(stopped) == 1 and stopped[0].endswith("; continue with --resume"), err
-    step = int(stopped[0].split("stopped at step ")[1].split(";")[0])
+    step = int(stopped[0].split("stopped at step ")[1].split(" ")[0])
     meta, _ = read_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}.safetensors")
     assert meta["step"] == step >= 2
     assert not (run_dir / "model_final.safetensors").exists()
+    # The EMA weights at the stop step, as a model file that loads without resuming.
+    last = run_dir / "model_last.safetensors"
+    with safe_open(last, framework="pt") as f:
+        assert f.metadata()["train_step"] == str(step)
+    model = load_model(last)
+    _, tensors = read_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}.safetensors")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, tensors[f"ema/{name}"]), name
+        assert not torch.equal(value, tensors[f"model/{name}"]) or "spynet" in name, name
     assert _digest(frames) | _digest(config) == before
 
 

@@ -620,7 +620,13 @@ class Trainer:
         try:
             with self._stop_signals():
                 if self._loop(bar, metrics_log):
-                    self.log.warning("stopped at step %d; continue with --resume", self.step)
+                    if self.dist.is_main:  # the weights so far, usable without resuming
+                        self._export(self.run_dir / "model_last.safetensors")
+                    self.log.warning(
+                        "stopped at step %d (weights so far: model_last.safetensors); "
+                        "continue with --resume",
+                        self.step,
+                    )
                     return 128 + (self.signal_received or signal.SIGTERM)
             if self.dist.is_main:
                 final = self.run_dir / "model_final.safetensors"
