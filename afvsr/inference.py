@@ -17,6 +17,8 @@ import sys
 import torch
 from torch import Tensor, nn
 
+from afvsr.models.common import channels_last_weights
+
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # What ``--precision`` accepts: a precision, or "auto" (bf16 where the device has it natively).
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -115,12 +117,7 @@ def prepare_for_inference(
     frames stays eager so clips of any length reuse one compiled graph per frame size.
     """
     check_precision(precision, device)
-    model = model.eval().to(device)
-    for module in model.modules():  # 4-D conv weights channels-last, 5-D (Conv3d) channels-last-3d
-        if isinstance(module, nn.Conv2d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
-        elif isinstance(module, nn.Conv3d):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    model = channels_last_weights(model.eval().to(device))
     if compile:
         for name, child in list(model.named_children()):
             if name in ("propagation", "reconstruction", "attention"):

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                      # every configs/cpu/*.toml (vsr task)
     python benchmarks/bench_train.py configs/cpu/basicvsr.toml --iters 6 --threads 2
+    python benchmarks/bench_train.py configs/cpu/basicvsr_campaign.toml --layouts  # both layouts
 
 Each preset runs in its own process (so its peak RSS is its own) through the real loop
 (``afvsr.train.loop.train``), data loading included, no validation or TensorBoard:
@@ -14,8 +15,13 @@ when other processes share the machine (with 2 threads on a busy machine, OpenMP
 while waiting for each other and both wall time and CPU time blow up). ``cpu_hours`` is the
 CPU time of a whole run's training steps: its wall time on one idle core.
 
-Prints one JSON object: per preset, for each phase ``it_s_median``, ``it_s_best`` (wall clock)
-and ``cpu_s_per_it``; ``peak_rss_mb``; ``cpu_hours``; the settings that decide the speed.
+``--layouts`` times each phase twice, with ``[train] channels_last`` on (the default) and off,
+and reports ``channels_last_speedup`` per phase: contiguous CPU seconds per step over
+channels-last ones, taken in one run.
+
+Prints one JSON object: the machine (CPU kind included) and, per preset, for each phase
+``it_s_median``, ``it_s_best`` (wall clock) and ``cpu_s_per_it``; ``peak_rss_mb``;
+``cpu_hours``; the settings that decide the speed.
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from report import emit, machine
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _phase(cfg_path: Path, out: Path, *, frozen: bool, args) -> dict[str, float]:
+def _phase(
+    cfg_path: Path, out: Path, *, frozen: bool, args, channels_last: bool | None = None
+) -> dict[str, float]:
     """Speed of ``args.iters`` steps after ``args.warmup`` steps of one preset.
 
     Returns the median and best wall-clock it/s and the median CPU seconds per step (all of
@@ -42,7 +52,9 @@ def _phase(cfg_path: Path, out: Path, *, frozen: bool, args) -> dict[str, float]
     from afvsr.train.config import load_config
     from afvsr.train.loop import train
 
-    name = "frozen" if frozen else "training"
+    name = ("frozen" if frozen else "training") + {None: "", True: "_cl", False: "_contig"}[
+        channels_last
+    ]
     overrides = [
         f"run.out_dir={json.dumps(str(out))}",
         f"run.name={name}",
@@ -56,6 +68,8 @@ def _phase(cfg_path: Path, out: Path, *, frozen: bool, args) -> dict[str, float]
     ]
     if args.threads:
         overrides.append(f"run.threads={args.threads}")
+    if channels_last is not None:
+        overrides.append(f"train.channels_last={str(channels_last).lower()}")
     cfg = load_config(cfg_path, overrides)
     if cfg["train"]["backbone_checkpoint"]:
         m = cfg["model"]
@@ -88,6 +102,20 @@ def run_one(cfg_path: Path, args) -> dict:
         phases = {"spynet_frozen": _phase(cfg_path, Path(tmp), frozen=True, args=args)}
         if not stage2:  # stage 2 keeps SPyNet frozen for the whole run
             phases["spynet_training"] = _phase(cfg_path, Path(tmp), frozen=False, args=args)
+        if args.layouts:
+            for key, phase in list(phases.items()):
+                frozen_phase = key == "spynet_frozen"
+                layout = {
+                    cl: _phase(
+                        cfg_path, Path(tmp), frozen=frozen_phase, args=args, channels_last=cl
+                    )
+                    for cl in (True, False)
+                }
+                phase["contiguous"] = layout[False]
+                phase["channels_last"] = layout[True]
+                phase["channels_last_speedup"] = round(
+                    layout[False]["cpu_s_per_it"] / layout[True]["cpu_s_per_it"], 3
+                )
     t, d = cfg["train"], cfg["data"]
     frozen = t["iterations"] if stage2 else min(t["spynet_freeze_iters"], t["iterations"])
     cpu_seconds = frozen * phases["spynet_frozen"]["cpu_s_per_it"]
@@ -118,6 +146,7 @@ def main() -> int:
         "configs", nargs="*", type=Path, help="presets (default: configs/cpu/*.toml)"
     )
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--output", help="also write the JSON here")
     parser.add_argument("--iters", type=int, default=4)
     parser.add_argument(
         "--threads",
@@ -125,6 +154,9 @@ def main() -> int:
         default=1,
         help="torch threads (default 1: CPU seconds per step stay honest on a busy machine; "
         "0 = the preset's own)",
+    )
+    parser.add_argument(
+        "--layouts", action="store_true", help="also time channels_last on and off (a ratio)"
     )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
@@ -140,6 +172,7 @@ def main() -> int:
             continue  # stage 0 (task "flow") has its own numbers
         cmd = [sys.executable, __file__, str(path), "--one", "--warmup", str(args.warmup),
                "--iters", str(args.iters), "--threads", str(args.threads)]  # fmt: skip
+        cmd += ["--layouts"] if args.layouts else []
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=os.environ)
         if done.returncode != 0:
             results[str(path)] = {"error": done.stderr.strip().splitlines()[-1:]}
@@ -148,7 +181,7 @@ def main() -> int:
                 done.stdout.strip().splitlines()[-1]
             )
         print(f"{path.name}: {results[list(results)[-1]]}", file=sys.stderr)
-    print(json.dumps({"cpu_count": os.cpu_count(), "presets": results}, indent=2))
+    emit({"benchmark": "train", "machine": machine(), "presets": results}, args.output)
     return 0
 
 

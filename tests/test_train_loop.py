@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from train_helpers import make_frames, tiny_config
+from train_helpers import make_frames, tiny_config, tiny_trainer
 
 from afvsr.checkpoint import load_model
 from afvsr.errors import AfvsrError
@@ -263,3 +263,37 @@ def test_every_model_family_trains_and_validates(tmp_path, frames, model, data):
     }
     assert groups == children  # one parameter group per top-level module
     assert "val/psnr_y" in records[-1]
+
+
+def test_channels_last_trains_the_same_model(tmp_path, frames):
+    """[train] channels_last (the default) changes the conv weights' memory layout only: the
+    checkpoint and the exported model match a contiguous-layout run to float rounding."""
+    weights = {}
+    for layout in (True, False):
+        out = tmp_path / str(layout)
+        cfg = resolve_config(
+            tiny_config(out, frames, train={"iterations": 3, "channels_last": layout}), "t.toml"
+        )
+        assert train(cfg, source="t.toml") == 0
+        weights[layout] = load_model(out / "runs" / "tiny" / "model_final.safetensors").state_dict()
+    assert weights[True].keys() == weights[False].keys()
+    for name, value in weights[True].items():
+        torch.testing.assert_close(value, weights[False][name], rtol=1e-4, atol=1e-5)
+
+
+def test_the_trainer_keeps_conv_weights_channels_last(tmp_path, frames):
+    for layout in (True, False):
+        trainer = tiny_trainer(tmp_path / str(layout), frames, train={"channels_last": layout})
+        try:
+            convs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)]
+            assert convs
+            for conv in convs:
+                is_cl = conv.weight.is_contiguous(memory_format=torch.channels_last)
+                assert is_cl == (layout or conv.weight.shape[-2:] == (1, 1)), conv
+            assert all(
+                p in {q for g in trainer.optimizer.param_groups for q in g["params"]}
+                for p in trainer.model.parameters()
+                if p.requires_grad
+            )
+        finally:
+            trainer.close()

@@ -46,6 +46,7 @@ from tqdm import tqdm
 from afvsr.checkpoint import save_model
 from afvsr.errors import AfvsrError
 from afvsr.io_utils import atomic_path
+from afvsr.models.common import channels_last_weights
 from afvsr.schema import ConfigError
 from afvsr.train import distributed as D
 from afvsr.train.config import config_diff, config_to_toml, saved_config
@@ -208,6 +209,8 @@ class Trainer:
         self.task: Task = TASKS[self.cfg["run"]["task"]](self.cfg)
         try:
             self.model = self.task.build_model().to(self.device)
+            if tcfg["channels_last"]:  # oneDNN/cuDNN's fast conv layout; the model is the same
+                channels_last_weights(self.model)
         except ConfigError as exc:
             raise ConfigError(f"{self.source}: {exc}") from None
         self.model.train()
