@@ -290,10 +290,7 @@ def test_the_trainer_keeps_conv_weights_channels_last(tmp_path, frames):
             for conv in convs:
                 is_cl = conv.weight.is_contiguous(memory_format=torch.channels_last)
                 assert is_cl == (layout or conv.weight.shape[-2:] == (1, 1)), conv
-            assert all(
-                p in {q for g in trainer.optimizer.param_groups for q in g["params"]}
-                for p in trainer.model.parameters()
-                if p.requires_grad
-            )
+            optimized = {q for g in trainer.optimizer.param_groups for q in g["params"]}
+            assert all(p in optimized for p in trainer.model.parameters() if p.requires_grad)
         finally:
             trainer.close()

@@ -94,7 +94,7 @@ def test_interrupted_run_stops_cleanly_and_exits_128_plus_signal(tmp_path, frame
     stopped = [line for line in err.splitlines() if "stopped at step" in line]
     assert len(stopped) == 1 and stopped[0].endswith("; continue with --resume"), err
     step = int(stopped[0].split("stopped at step ")[1].split(" ")[0])
-    meta, _ = read_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}.safetensors")
+    meta, tensors = read_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}.safetensors")
     assert meta["step"] == step >= 2
     assert not (run_dir / "model_final.safetensors").exists()
     # The EMA weights at the stop step, as a model file that loads without resuming.
@@ -102,7 +102,6 @@ def test_interrupted_run_stops_cleanly_and_exits_128_plus_signal(tmp_path, frame
     with safe_open(last, framework="pt") as f:
         assert f.metadata()["train_step"] == str(step)
     model = load_model(last)
-    _, tensors = read_checkpoint(run_dir / "checkpoints" / f"step_{step:08d}.safetensors")
     for name, value in model.state_dict().items():
         assert torch.equal(value, tensors[f"ema/{name}"]), name
         assert not torch.equal(value, tensors[f"model/{name}"]) or "spynet" in name, name

@@ -8,8 +8,8 @@ Examples:
   torchrun --nproc_per_node 4 -m afvsr train -c configs/reds/basicvsr.toml
 
 An interrupted run (Ctrl-C, SIGTERM) finishes its step, saves a checkpoint and the weights so far
-(model_last.safetensors) and exits with 130 (SIGINT) or 143 (SIGTERM). Nothing is created before the config, the data and any checkpoint
-named have been checked.
+(model_last.safetensors) and exits with 130 (SIGINT) or 143 (SIGTERM). Nothing is created before
+the config, the data and any checkpoint named have been checked.
 
 The run folder ([run] out_dir / name) receives config.toml (the resolved config), train.log,
 metrics.jsonl, tensorboard/, checkpoints/ (last N step_*.safetensors and best.safetensors) and

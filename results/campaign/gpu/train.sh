@@ -36,6 +36,6 @@ timeout -s TERM $(( left + 30 ))s python3 -m afvsr train "${common[@]}" --set tr
   --set log.checkpoint_every=500 || echo "train exited with $?"
 run=.campaign_gpu/runs/basicvsr_campaign_gpu
 for f in model_final.safetensors model_last.safetensors metrics.jsonl train.log config.toml; do
-  [ -f "$run/$f" ] && cp "$run/$f" "$out/"
+  if [ -f "$run/$f" ]; then cp "$run/$f" "$out/"; fi
 done
 ls -la "$out"
