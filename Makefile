@@ -38,11 +38,15 @@ weights: $(STAMP)
 	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
 	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors
-	$(SHIP) $(RUNS)/basicvsr_campaign/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
+	  --set train.init_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors \
+	  --set train.iterations=1600
+	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
+	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign/model_best.safetensors \
+	  --set run.name=basicvsr_campaign_3 --set run.seed=3
+	$(SHIP) $(RUNS)/basicvsr_campaign_3/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
-	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign/model_best.safetensors && \
+	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_3/model_best.safetensors && \
 	  $(SHIP) $(RUNS)/afvsr_$${m}_cpu/model_best.safetensors afvsr/weights/afvsr-$$m-small.safetensors \
 	  || exit 1; done
 	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple, NoReturn
 
 from afvsr.errors import AfvsrError, Interrupted, RenamedWarning, exit_status, one_line
+from afvsr.threads import add_threads_argument, cpu_threads
 
 
 class Command(NamedTuple):
@@ -214,6 +215,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="ground-truth frame size, divisible by 4 (default: 256x192; LR is a quarter)",
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -222,15 +224,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise AfvsrError(f"expected --frames >= 1, got {args.frames}")
-    done = make_demo(
-        args.output_dir,
-        model=args.model,
-        image=args.image,
-        num_frames=args.frames,
-        size=args.size,
-        device=args.device,
-        quiet=args.quiet,
-    )
+    with cpu_threads(args.threads):
+        done = make_demo(
+            args.output_dir,
+            model=args.model,
+            image=args.image,
+            num_frames=args.frames,
+            size=args.size,
+            device=args.device,
+            quiet=args.quiet,
+        )
     name, (w, h) = done["model"], args.size
     psnr_bicubic, psnr_model = done["psnr_bicubic"], done["psnr_model"]
     if name == "bicubic":

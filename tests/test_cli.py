@@ -49,3 +49,10 @@ def test_no_command_prints_the_list_and_exits_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("afvsr: error: argument COMMAND: invalid choice: 'nope'")
     assert err.count("\n") == 1
+
+
+def test_threads_below_one_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--output-dir", str(out), "--threads", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "afvsr: error: expected --threads >= 1, got 0\n" and not out.exists()

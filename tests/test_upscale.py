@@ -139,6 +139,7 @@ def test_interruption_leaves_nothing_behind(tmp_path, exc):
             "not a readable video",
         ),
         (lambda d: d / "nothing.mp4", [], "input not found"),
+        (lambda d: d / "in.mkv", ["--threads", "0"], "expected --threads >= 1, got 0"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, make, args, message):
@@ -154,6 +155,28 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, make, args, 
     err = capsys.readouterr().err
     assert err.startswith("afvsr: error: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_threads_flag_runs_the_work_on_n_threads_then_restores(tmp_path, monkeypatch):
+    src = make_video(tmp_path / "in.mkv", num_frames=3, audio=False)
+    seen, real = [], upscale.upscale_video
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upscale, "upscale_video", recording)
+    before = torch.get_num_threads()
+    argv = ["upscale", str(src), "--model", "bicubic", "--quiet"]
+    assert main([*argv, "-o", str(tmp_path / "one"), "--threads", "1"]) == 0
+    assert main([*argv, "-o", str(tmp_path / "default")]) == 0
+    assert seen == [1, before] and torch.get_num_threads() == before
+    # The same frames (PNG: lossless), up to float rounding of sums split another way.
+    one, default = (sorted((tmp_path / d).glob("*.png")) for d in ("one", "default"))
+    assert len(one) == len(default) == 3
+    for a, b in zip(one, default, strict=True):
+        diff = np.abs(np.asarray(Image.open(a), int) - np.asarray(Image.open(b), int))
+        assert diff.max() <= 1
 
 
 def test_frame_folders_in_and_out_keep_names(tmp_path):

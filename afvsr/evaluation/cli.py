@@ -10,6 +10,7 @@ from typing import Any
 
 from afvsr.errors import AfvsrError
 from afvsr.evaluation import figures, table
+from afvsr.threads import add_threads_argument, cpu_threads
 
 # `afvsr eval --help`
 EVAL_DESCRIPTION = """\
@@ -77,6 +78,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "fp32), fp32, bf16 (CPU or CUDA autocast), fp16 (CUDA); the one that ran is recorded "
         "in --out",
     )
+    add_threads_argument(parser)
     parser.add_argument(
         "--border",
         type=int,
@@ -212,18 +214,19 @@ def run_eval(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    results = evaluate(
-        model,
-        dataset,
-        mode=args.mode,
-        window=args.window,
-        border=args.border,
-        max_frames=args.max_frames,
-        precision=args.precision,
-        save_frames_dir=args.save_frames,
-        progress=progress,
-        on_clip=print_clip,
-    )
+    with cpu_threads(args.threads):
+        results = evaluate(
+            model,
+            dataset,
+            mode=args.mode,
+            window=args.window,
+            border=args.border,
+            max_frames=args.max_frames,
+            precision=args.precision,
+            save_frames_dir=args.save_frames,
+            progress=progress,
+            on_clip=print_clip,
+        )
     name, split = split_spec(args.data)
     results["model"]["source"] = str(source)
     results["dataset"].update(
