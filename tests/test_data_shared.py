@@ -27,6 +27,11 @@ def test_recommended_split():
     assert "basketballpass" in val_names and "vimeo_septuplet/00002/0008" in val_names
     assert not set(val_names) & set(train_names)
     assert all(n.startswith("davis2016/") for n in train_names)
+    long = open_eval_dataset("shared:val-long", gt_downscale=2)
+    names = ["basketballpass", *(f"davis2016/{n}" for n in DAVIS_VAL)]
+    assert [c.name for c in long.clips] == names  # every validation clip over 11 frames
+    assert [g.num_frames for g in long.geometries] == [100, 50, 75, 99]
+    assert long.geometries[1].gt_size == (240, 424)  # gt_downscale applies as in "val"
 
 
 def test_sizes_order_and_lr(monkeypatch):

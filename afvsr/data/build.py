@@ -67,6 +67,7 @@ EVAL_SPECS: dict[str, Callable[..., ClipDataset]] = {
     "vimeo:test": _vimeo("test"),
     "vimeo:train": _vimeo("train"),
     "shared:val": _shared("val"),
+    "shared:val-long": _shared("val-long"),
     "shared:train": _shared("train"),
 }
 
@@ -83,7 +84,7 @@ def open_eval_dataset(
 
     Args:
         spec: a name in ``EVAL_SPECS`` ("REDS4", "REDSval4", "vimeo:test", "vimeo:train",
-            "shared:val", "shared:train"; case-insensitive), or a folder of sequences (GT only,
+            "shared:val", "shared:val-long", "shared:train"; case-insensitive), or a folder of sequences (GT only,
             LR made by BI).
         scale: 2, 3 or 4.
         root: the dataset's folder (REDS and Vimeo need it; "shared:*" finds ``../shared/data``).

@@ -7,7 +7,10 @@ Layout (see that folder's README)::
     vimeo_septuplet/<00001>/<0001>/im1..7.png  16 Vimeo-90K septuplets, 448x256 PNG
 
 Split: validation = DAVIS blackswan, car-roundabout, soapbox + basketballpass + all 16 Vimeo
-septuplets; training = the other 17 DAVIS sequences. There is no LR copy: LR is always made by BI.
+septuplets; training = the other 17 DAVIS sequences. ``val-long`` is the validation clips longer
+than an 11-frame window (the three DAVIS ones and basketballpass: 50 to 100 frames), where
+windows of 5, 7 and 11 frames differ from the whole clip. There is no LR copy: LR is always made
+by BI.
 ``gt_downscale=2`` shrinks the DAVIS ground truth x2 first (its JPEG blocking is visible at full
 size); the PNG sequences are used as they are.
 """
@@ -24,7 +27,8 @@ from afvsr.io_utils import natural_sort_key
 
 SHARED_DATA_ENV = "AFVSR_SHARED_DATA"
 DAVIS_VAL = ("blackswan", "car-roundabout", "soapbox")
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "val-long")
+LONG_CLIP_FRAMES = 12  # val-long: clips of at least this many frames
 
 
 def shared_data_root() -> Path | None:
@@ -60,7 +64,7 @@ def require_shared_data_root(root: str | Path | None = None) -> Path:
 
 
 def shared_clips(root: Path, split: str, *, gt_downscale: int = 1) -> list[Clip]:
-    """The clips of ``split`` ("train" or "val"), named like ``davis2016/blackswan``."""
+    """The clips of ``split`` ("train", "val" or "val-long"), named like ``davis2016/blackswan``."""
     if split not in SPLITS:
         raise ValueError(f"expected split in {SPLITS}, got {split!r}")
     davis_root = root / "davis2016"
@@ -81,6 +85,8 @@ def shared_clips(root: Path, split: str, *, gt_downscale: int = 1) -> list[Clip]
     for folder in septuplet_folders(root / "vimeo_septuplet"):
         key = "/".join(folder.parts[-2:])
         clips.append(Clip(f"vimeo_septuplet/{key}", list_frames(folder)))
+    if split == "val-long":
+        clips = [c for c in clips if len(c.gt_paths) >= LONG_CLIP_FRAMES]
     return sorted(clips, key=lambda c: natural_sort_key(c.name))
 
 
