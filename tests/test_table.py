@@ -176,3 +176,23 @@ def test_results_written_before_the_rename_keep_their_labels():
         old_kwargs = old["model"]["kwargs"]
         old_kwargs["fusion"] = old_kwargs.pop("group_fusion")
         assert describe(old) == describe(results)
+
+
+def test_seeds_of_one_recipe_merge_into_mean_and_sd(tmp_path, capsys):
+    single = dict(rates=[1, 2, 3], num_heads=1, mode="sequence")
+    rows = [
+        ("s0", method(6844719, 31.50, **single)),
+        ("s1", method(6844719, 31.56, **single)),
+        ("small", fake_results("basicvsr", 1731663, 30.0)),  # another size: its own row
+        ("full", fake_results("basicvsr", 6291311, 31.0)),
+    ]
+    out = tmp_path / "t.csv"
+    assert main(["table", *write_all(tmp_path, rows), "--out", str(out)]) == 0
+    with open(out, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["Method"], r["Params (M)"], r["PSNR"]) for r in table] == [
+        ("BasicVSR (full sequence)", "1.73", "30.00"),
+        ("BasicVSR (full sequence)", "6.29", "31.00"),
+        ("AFVSR single-head (2 runs)", "6.84", "31.53 ± 0.04"),  # SD of 31.50, 31.56: 0.042
+    ]
+    assert table[2]["SSIM"] == "0.8000 ± 0.0000"

@@ -4,7 +4,9 @@ Columns: Method | Modality | Params (M) | PSNR | SSIM | ms/frame, one row per re
 order of the method's table: Bicubic; BasicVSR with a 5-, 7- and 11-frame window and on the full
 sequence; IconVSR with a 5-frame window; the method single-head, multi-head and with rates
 (1, 3, 5), then the ablation (mean over groups). Row names come from each file's model name, kwargs,
---window and --mode.
+--window and --mode. Files with the same row name and parameter count (runs of one recipe with
+different seeds) share one row, "(N runs)", with their mean and sample standard deviation
+("31.53 ± 0.04").
 PSNR/SSIM are the means over clips, on RGB or on Y (--channel; default: Y for Vimeo-90K and
 Vid4, RGB otherwise). All files must come from the same dataset.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -123,26 +126,36 @@ def pick_channel(channel: str, dataset_name: str | None) -> str:
 
 
 def build_rows(all_results: list[dict[str, Any]], channel: str) -> list[dict[str, str]]:
-    """One formatted row per results dict, sorted as in the method's table."""
-    rows = []
+    """One formatted row per method, sorted as in the method's table; results that name the
+    same row (seeds of one recipe) are merged into their mean ± sample standard deviation."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    labels: dict[tuple, tuple[str, str]] = {}
     for results in all_results:
         method, modality, key = describe(results)
-        mean = results["mean"]
+        key = (*key, results["model"]["params"])  # models of another size stay apart
+        groups.setdefault(key, []).append(results)
+        labels[key] = (method, modality)
+    rows = []
+    for key in sorted(groups):
+        runs, (method, modality), params = groups[key], labels[key], key[-1]
+        means = [r["mean"] for r in runs]
         rows.append(
-            (
-                key,
-                {
-                    "Method": method,
-                    "Modality": modality,
-                    "Params (M)": f"{results['model']['params'] / 1e6:.2f}",
-                    "PSNR": f"{mean[f'psnr_{channel}']:.2f}",
-                    "SSIM": f"{mean[f'ssim_{channel}']:.4f}",
-                    "ms/frame": f"{mean['ms_per_frame']:.1f}",
-                },
-            )
+            {
+                "Method": method if len(runs) == 1 else f"{method} ({len(runs)} runs)",
+                "Modality": modality,
+                "Params (M)": f"{params / 1e6:.2f}",
+                "PSNR": _mean_sd([m[f"psnr_{channel}"] for m in means], 2),
+                "SSIM": _mean_sd([m[f"ssim_{channel}"] for m in means], 4),
+                "ms/frame": f"{statistics.mean(m['ms_per_frame'] for m in means):.1f}",
+            }
         )
-    rows.sort(key=lambda r: r[0])
-    return [row for _, row in rows]
+    return rows
+
+
+def _mean_sd(values: list[float], digits: int) -> str:
+    """``"36.15"`` for one value, ``"36.15 ± 0.02"`` (mean ± sample SD) for several."""
+    mean = f"{statistics.mean(values):.{digits}f}"
+    return mean if len(values) == 1 else f"{mean} ± {statistics.stdev(values):.{digits}f}"
 
 
 def markdown(rows: list[dict[str, str]]) -> str:
