@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The comparison table of issue #20 on the weights campaign's run 3: every finished stage-2 run
+# of train.sh and the BasicVSR rows of its backbone (whole clip; 5-, 7-, 11-frame windows), on
+# the table protocol (shared:val, first 10 frames per clip) and on the long clips
+# (shared:val-long, every frame), fp32, one thread, the AFVSR runs in sequence mode and (on the
+# table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
+# mean ± SD).
+#
+#   bash results/stage2/eval.sh RUNS                 (from the repository root)
+#   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
+set -euo pipefail
+runs=${1:?usage: bash results/stage2/eval.sh RUNS}
+out=results/stage2
+backbone=results/campaign/basicvsr_campaign_run3.safetensors
+mkdir -p "$out/val10" "$out/val_long"
+# ev OUTPUT.json ARGS...: afvsr eval of the ARGS into OUTPUT.json, unless it exists already.
+ev() {
+  local json=$1
+  shift
+  if [ -e "$json" ] && [ -z "${FORCE:-}" ]; then return 0; fi
+  OMP_NUM_THREADS=1 .venv/bin/afvsr eval --device cpu --precision fp32 --gt-downscale 2 "$@" \
+    --out "$json" --force
+}
+for w in "" 5 7 11; do
+  name=basicvsr${w:+_w$w}
+  ev "$out/val10/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val --max-frames 10
+  ev "$out/val_long/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
+done
+for model in "$runs"/afvsr_*_b3_s*/model_best.safetensors; do
+  [ -e "$model" ] || continue
+  name=$(basename "$(dirname "$model")")
+  [ -e "$(dirname "$model")/model_final.safetensors" ] || { echo "skip $name: not finished"; continue; }
+  ev "$out/val10/$name.json" --model "$model" --data shared:val --max-frames 10
+  ev "$out/val10/${name}_window.json" --model "$model" --data shared:val --max-frames 10 --mode window
+  ev "$out/val_long/$name.json" --model "$model" --data shared:val-long
+done
+for set in val10 val_long; do
+  .venv/bin/afvsr table "$out/$set"/*.json --channel y --out "$out/$set/table_y.csv"
+done

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Stage 2 of the method on the weights campaign's run 3 (issue #20): single-head, multi-head,
+# rates (1, 3, 5) and the mean-fusion ablation, two seeds each, at the presets' equal budget
+# (1,000 steps of batch 8), one run after another on one CPU thread; every run resumes.
+#
+#   bash results/stage2/train.sh RUNS [SEED ...]      (from the repository root)
+#
+# RUNS: the folder for the run folders; SEED: which seeds (default: 0 1). bf16 autocast where the
+# CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere. Each run is
+# named afvsr_<preset>_b3_s<seed>: "b3", the backbone is the weights campaign's run 3
+# (results/campaign/basicvsr_campaign_run3.safetensors, shipped as basicvsr-small since December
+# 2026), kept in the repository so the comparison stays reproducible when basicvsr-small moves on.
+set -euo pipefail
+runs=${1:?usage: bash results/stage2/train.sh RUNS [SEED ...]}
+shift
+seeds=("$@")
+[ ${#seeds[@]} -gt 0 ] || seeds=(0 1)
+precision=fp32
+if grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then precision=bf16; fi
+for seed in "${seeds[@]}"; do
+  for preset in single multihead rates135 mean; do
+    OMP_NUM_THREADS=1 .venv/bin/afvsr train -c "configs/cpu/afvsr_${preset}.toml" --resume \
+      --set run.out_dir="$runs" --set run.name="afvsr_${preset}_b3_s${seed}" \
+      --set run.seed="$seed" --set run.threads=1 --set train.precision="$precision" \
+      --set log.tensorboard=false \
+      --set train.backbone_checkpoint=results/campaign/basicvsr_campaign_run3.safetensors
+  done
+done
