@@ -232,3 +232,31 @@ def test_stage2_mean_ablation_trains_only_the_reconstruction(tmp_path, frames):
     for name, changed in (("spynet", False), ("propagation", False), ("reconstruction", True)):
         mine, theirs = getattr(final, name).state_dict(), getattr(basic, name).state_dict()
         assert any(not torch.equal(mine[k], theirs[k]) for k in theirs) == changed, name
+
+
+def test_stage2_on_sequence_samples_trains_the_fusion_as_inference_runs_it(tmp_path, frames):
+    basic = build_model("basicvsr", mid_channels=4, num_blocks=1)
+    backbone = tmp_path / "basic.safetensors"
+    save_model(basic, backbone)
+    sections = _afvsr_sections(tmp_path, backbone, iterations=2)
+    sections["data"] = {"samples": "sequence", "num_frames": 5}
+    trainer = tiny_trainer(tmp_path, frames, **sections)
+    try:
+        model, items = trainer.model, [trainer.dataset[i] for i in range(2)]
+        batch = {k: torch.stack([item[k] for item in items]) for k in ("lq", "gt")}
+        assert batch["lq"].shape[:2] == (2, 5) and batch["gt"].shape[:2] == (2, 5)
+        loss, _ = trainer.task.loss(model, batch)  # every frame, through sequence mode
+        with torch.no_grad():
+            expected = (model(batch["lq"], mode="sequence") - batch["gt"]).pow(2).add(1e-12)
+        assert loss.item() == pytest.approx(expected.sqrt().mean().item(), rel=1e-5)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        trainer.run()
+        after = model.state_dict()
+        for name in ("spynet.", "propagation."):  # frozen
+            assert all(torch.equal(after[k], v) for k, v in before.items() if k.startswith(name))
+        for name in ("attention.", "reconstruction."):  # trained
+            assert any(
+                not torch.equal(after[k], v) for k, v in before.items() if k.startswith(name)
+            )
+    finally:
+        trainer.close()

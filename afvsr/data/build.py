@@ -123,7 +123,7 @@ TRAIN_DATA_DEFAULTS: dict[str, Field] = {
     "include_val": Field(False, help="reds: also train on val clips except REDSval4"),
     "scale": Field(4, choices=SCALES, help="upscaling factor (default: [model] scale)"),
     "samples": Field(
-        "sequence", choices=SAMPLES, help="sequence (BasicVSR/IconVSR) | groups (AFVSR)"
+        "sequence", choices=SAMPLES, help="sequence (any model) | groups (AFVSR, the default)"
     ),
     "num_frames": Field(7, ge=1, help="sequence samples: frames per window"),
     "rates": Field([1, 2, 3], help="groups samples: frame rates (default: [model] rates)"),

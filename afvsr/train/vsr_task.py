@@ -17,7 +17,9 @@ module and strictly; SPyNet and propagation are frozen (``unfreeze_all = true`` 
 
 Samples: ``[data] samples = "sequence"`` (``lq (b, t, 3, p, p)``, ``gt (b, t, 3, sp, sp)``: every
 frame's output is supervised) for BasicVSR/IconVSR, ``"groups"`` (``lq (b, G, W, 3, p, p)``,
-``gt (b, 3, sp, sp)``: the reference frame through ``forward_groups``) for AFVSR.
+``gt (b, 3, sp, sp)``: the reference frame through ``forward_groups``, the method's recipe) for
+AFVSR. AFVSR also trains on ``"sequence"`` samples, through its ``sequence`` mode (each rate
+propagated over the whole clip, then fused per frame): the way it runs at inference.
 """
 
 from __future__ import annotations
@@ -168,13 +170,16 @@ class VSRTask(Task):
             raise ConfigError(
                 f"[model] scale {model['scale']} and [data] scale {data['scale']} differ"
             )
-        want = "groups" if name == "afvsr" else "sequence"
-        if data["samples"] != want:
+        allowed = ("groups", "sequence") if name == "afvsr" else ("sequence",)
+        if data["samples"] not in allowed:
             raise ConfigError(
-                f"[data] samples: model {name} trains on {want!r} samples, got {data['samples']!r}"
+                f"[data] samples: model {name} trains on "
+                f"{' or '.join(repr(a) for a in allowed)} samples, got {data['samples']!r}"
             )
-        if name == "afvsr" and (
-            list(data["rates"]) != list(model["rates"]) or data["window"] != model["window"]
+        if (
+            name == "afvsr"
+            and data["samples"] == "groups"
+            and (list(data["rates"]) != list(model["rates"]) or data["window"] != model["window"])
         ):
             raise ConfigError(
                 f"[data] rates/window {data['rates']}/{data['window']} must equal "
@@ -264,7 +269,7 @@ class VSRTask(Task):
         lq, gt = batch["lq"], batch["gt"]
         if lq.ndim == 6:  # (b, G, W, 3, p, p) frame-rate groups -> (b, 3, sp, sp)
             pred = model.forward_groups(lq)
-        else:  # (b, t, 3, p, p) -> (b, t, 3, sp, sp)
+        else:  # (b, t, 3, p, p) -> (b, t, 3, sp, sp); AFVSR: sequence mode
             pred = model(lq)
         kind = self.cfg["train"]["loss"]
         if kind == "charbonnier":
