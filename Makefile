@@ -43,10 +43,14 @@ weights: $(STAMP)
 	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign/model_best.safetensors \
 	  --set run.name=basicvsr_campaign_3 --set run.seed=3
-	$(SHIP) $(RUNS)/basicvsr_campaign_3/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
+	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
+	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_3/model_best.safetensors \
+	  --set run.name=basicvsr_campaign_4 --set run.seed=4 --set train.lr=2e-4 \
+	  --set train.iterations=2600
+	$(SHIP) $(RUNS)/basicvsr_campaign_4/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
-	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_3/model_best.safetensors && \
+	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_4/model_best.safetensors && \
 	  $(SHIP) $(RUNS)/afvsr_$${m}_cpu/model_best.safetensors afvsr/weights/afvsr-$$m-small.safetensors \
 	  || exit 1; done
 	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \

@@ -8,8 +8,8 @@
 # RUNS: the folder for the run folders; SEED: which seeds (default: 0 1). bf16 autocast where the
 # CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere. Each run is
 # named afvsr_<preset>_b3_s<seed>: "b3", the backbone is the weights campaign's run 3
-# (results/campaign/basicvsr_campaign_run3.safetensors, shipped as basicvsr-small since December
-# 2026), kept in the repository so the comparison stays reproducible when basicvsr-small moves on.
+# (results/campaign/basicvsr_campaign_run3.safetensors), kept in the repository so the comparison
+# stays reproducible as basicvsr-small moves on.
 set -euo pipefail
 runs=${1:?usage: bash results/stage2/train.sh RUNS [SEED ...]}
 shift
