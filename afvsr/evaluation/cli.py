@@ -108,8 +108,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         required=True,
         metavar="DATASET[:SPLIT]|DIR",
-        help="a named dataset with its split (REDS4, REDSval4, vimeo:test, shared:val, shared:val-long) or a "
-        "folder of sequences (GT frames only; LR made by the BI degradation)",
+        help="a named dataset with its split (REDS4, REDSval4, vimeo:test, shared:val, "
+        "shared:val-long) or a folder of sequences (GT frames only; LR made by the BI "
+        "degradation)",
     )
     parser.add_argument(
         "--root",

@@ -128,16 +128,14 @@ def pick_channel(channel: str, dataset_name: str | None) -> str:
 def build_rows(all_results: list[dict[str, Any]], channel: str) -> list[dict[str, str]]:
     """One formatted row per method, sorted as in the method's table; results that name the
     same row (seeds of one recipe) are merged into their mean ± sample standard deviation."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    labels: dict[tuple, tuple[str, str]] = {}
+    groups: dict[tuple, tuple[str, str, list[dict[str, Any]]]] = {}
     for results in all_results:
         method, modality, key = describe(results)
         key = (*key, results["model"]["params"])  # models of another size stay apart
-        groups.setdefault(key, []).append(results)
-        labels[key] = (method, modality)
+        groups.setdefault(key, (method, modality, []))[2].append(results)
     rows = []
     for key in sorted(groups):
-        runs, (method, modality), params = groups[key], labels[key], key[-1]
+        (method, modality, runs), params = groups[key], key[-1]
         means = [r["mean"] for r in runs]
         rows.append(
             {
