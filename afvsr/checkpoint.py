@@ -7,7 +7,8 @@ validated (types, ranges) and every tensor's shape is checked against the model 
 computed on the meta device, before anything is allocated. Shipped weights live in
 ``afvsr/weights/<name>.safetensors`` and load by name. ``load_model`` also reads BasicSR's and
 mmagic's published ``.pth`` checkpoints (``afvsr.published``), with ``torch.load(weights_only=True)``
-only. Training uses :func:`load_spynet`, :func:`load_backbone` and :func:`load_extractor`.
+only. Training uses :func:`load_spynet`, :func:`load_backbone`, :func:`load_iconvsr_backbone` and
+:func:`load_extractor`.
 """
 
 from __future__ import annotations
@@ -422,8 +423,20 @@ def load_backbone(model: nn.Module, path: str | os.PathLike) -> None:
     """spynet, propagation and reconstruction of ``model`` from a BasicVSR (or AFVSR) model
     file, afvsr's or a published one, each module strictly by name. The file's residual base
     (``upsample_mode``) must be the model's, so the frozen backbone computes what it did."""
+    found = read_backbone_file(model, path, families=("basicvsr", "afvsr"))
+    for name in BACKBONE_MODULES:
+        load_state_dict_strict(
+            getattr(model, name), module_tensors(found.tensors, name), source=f"{path} ({name})"
+        )
+
+
+def read_backbone_file(
+    model: nn.Module, path: str | os.PathLike, *, families: tuple[str, ...]
+) -> ModelFile:
+    """The model file a backbone comes from: one of ``families``, with the model's residual
+    base (``upsample_mode``), so the warm-started modules compute what they did."""
     found = read_model_file(path)
-    if found.family not in ("basicvsr", "afvsr"):
+    if found.family not in families:
         raise AfvsrError(
             f"{path}: expected a BasicVSR model file as backbone, got {found.family!r}"
         )
@@ -434,10 +447,43 @@ def load_backbone(model: nn.Module, path: str | os.PathLike) -> None:
             f"{path}: the backbone adds a {theirs} residual base, the model a {ours} one: set "
             f'[model] upsample_mode = "{theirs}"'
         )
-    for name in BACKBONE_MODULES:
+    return found
+
+
+def load_iconvsr_backbone(model: nn.Module, path: str | os.PathLike) -> None:
+    """An IconVSR warm-started from a trained BasicVSR file of the same width and depth.
+
+    ``spynet``, the backward branch and ``reconstruction`` load strictly by name. The coupled
+    forward branch takes BasicVSR's forward branch: its input conv reads ``[frame (3), backward
+    feature (c), state (c)]`` where BasicVSR's reads ``[frame, state]``, so the frame and state
+    weights are copied and the backward-feature weights start at zero. Both refill fusions
+    (conv3x3 over ``[state, refill]``) start as the identity on the state. Before training, the
+    model is BasicVSR's two branches without the 1x1 direction fusion: the forward features go
+    straight to the reconstruction, as IconVSR's do. The extractor is left as it is.
+    """
+    found = read_backbone_file(model, path, families=("basicvsr",))
+    prop = module_tensors(found.tensors, "propagation")
+    for name in ("spynet", "reconstruction"):
         load_state_dict_strict(
             getattr(model, name), module_tensors(found.tensors, name), source=f"{path} ({name})"
         )
+    src = f"{path} (propagation)"
+    ours = model.propagation
+    load_state_dict_strict(ours.backward_branch, prefixed(prop, "backward_branch."), source=src)
+    forward = prefixed(prop, "forward_branch.")
+    c = ours.mid_channels
+    w_in = forward.get("conv_in.weight")
+    if w_in is None or tuple(w_in.shape) != (c, c + 3, 3, 3):
+        got = None if w_in is None else tuple(w_in.shape)
+        raise AfvsrError(f"{src}: forward_branch.conv_in.weight {got}, expected {(c, c + 3, 3, 3)}")
+    coupled = w_in.new_zeros(c, 2 * c + 3, 3, 3)
+    coupled[:, :3], coupled[:, 3 + c :] = w_in[:, :3], w_in[:, 3:]
+    load_state_dict_strict(ours.forward_branch, {**forward, "conv_in.weight": coupled}, source=src)
+    with torch.no_grad():
+        for fusion in (ours.backward_fusion, ours.forward_fusion):
+            fusion.weight.zero_()
+            fusion.bias.zero_()
+            fusion.weight[torch.arange(c), torch.arange(c), 1, 1] = 1.0
 
 
 def load_extractor(model: nn.Module, path: str | os.PathLike) -> None:

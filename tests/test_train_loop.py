@@ -12,7 +12,7 @@ from afvsr.checkpoint import load_model
 from afvsr.errors import AfvsrError
 from afvsr.train import state as train_state
 from afvsr.train.config import resolve_config
-from afvsr.train.loop import train
+from afvsr.train.loop import ema_decay_at, train
 from afvsr.train.state import read_checkpoint
 from afvsr.train.vsr_task import VSRTask
 
@@ -225,6 +225,40 @@ def test_ema_and_accumulation_run(tmp_path, frames):
     for name, value in final.state_dict().items():
         assert torch.equal(value, ema[name]), name
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
+
+
+def test_ema_decay_at_warms_up_as_timm():
+    assert ema_decay_at(1, 0.998, warmup=False) == 0.998
+    assert ema_decay_at(1, 0.998, warmup=True) == pytest.approx(2 / 11)
+    assert ema_decay_at(80, 0.998, warmup=True) == pytest.approx(0.9)
+    assert ema_decay_at(10_000, 0.998, warmup=True) == 0.998
+
+
+def test_ema_warmup_moves_the_average_to_the_trained_weights(tmp_path, frames):
+    """One step from the same start: without warmup the EMA keeps 0.999 of the start, with it
+    2/11 (timm's first-update decay)."""
+    ema, live = {}, {}
+    for warmup in (False, True):
+        cfg = tiny_config(
+            tmp_path / str(warmup),
+            frames,
+            train={"iterations": 1, "ema_decay": 0.999, "ema_warmup": warmup},
+            log={"every": 1, "checkpoint_every": 1, "keep_last": 1, "tensorboard": False},
+        )
+        assert train(resolve_config(cfg, "t.toml"), source="t.toml") == 0
+        ckpt = (
+            tmp_path / str(warmup) / "runs" / "tiny" / "checkpoints" / "step_00000001.safetensors"
+        )
+        _, tensors = read_checkpoint(ckpt)
+        ema[warmup] = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")}
+        live[warmup] = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
+    moved = 0
+    for k, trained in live[True].items():
+        torch.testing.assert_close(trained, live[False][k])  # same start, same step
+        start = (ema[False][k] - 0.001 * trained) / 0.999
+        torch.testing.assert_close(ema[True][k], start * 2 / 11 + trained * 9 / 11)
+        moved += int(not torch.equal(trained, start))
+    assert moved > 0
 
 
 @pytest.mark.parametrize(

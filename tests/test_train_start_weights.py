@@ -19,6 +19,7 @@ from afvsr.checkpoint import save_model
 from afvsr.cli import main
 from afvsr.errors import AfvsrError
 from afvsr.models import build_model
+from afvsr.models.basicvsr import compute_flows
 from afvsr.published import from_afvsr
 
 # A few names of each project's EDVR-for-IconVSR extractor (BasicSR ``edvr_arch.py``,
@@ -273,3 +274,73 @@ def test_published_files_as_spynet_and_backbone_checkpoint(tmp_path, frames, lay
         AfvsrError, match=r'residual base.*set \[model\] upsample_mode = "bilinear"'
     ):
         tiny_trainer(tmp_path, frames, model=model, run={"name": "s2b"}, **sections)
+
+
+def _random_basicvsr(path, **kwargs) -> torch.nn.Module:
+    """A BasicVSR of ICONVSR's width and depth with random weights, saved to ``path``."""
+    basic = build_model("basicvsr", mid_channels=8, num_blocks=1, **kwargs)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in basic.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    save_model(basic, path)
+    return basic.eval()
+
+
+def test_iconvsr_warm_start_from_basicvsr_is_its_branches_without_the_fusion(tmp_path, frames):
+    basic = _random_basicvsr(tmp_path / "basic.safetensors")
+    trainer = tiny_trainer(
+        tmp_path,
+        frames,
+        model=ICONVSR,
+        train={"backbone_checkpoint": str(tmp_path / "basic.safetensors")},
+    )
+    try:
+        icon = trainer.model.eval()
+        # every module trains from step 0, as in stage 1 (no stage-2 freezing)
+        assert {g.name: g.trainable_from for g in trainer.groups} == {
+            "spynet": 0,
+            "extractor": 0,
+            "propagation": 0,
+            "reconstruction": 0,
+        }
+        lq = torch.rand(1, 6, 3, 12, 16, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            feats = icon.propagate(lq)
+            flows_forward = compute_flows(basic.spynet, lq)[1]
+            states = torch.stack(list(basic.propagation.forward_states(lq, flows_forward)), 1)
+            out = icon(lq)
+            want = basic.reconstruction(states.flatten(0, 1), lq.flatten(0, 1))
+        # BasicVSR's forward branch, keyframe refill ignored, nothing from the backward features
+        torch.testing.assert_close(feats, states, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out.flatten(0, 1), want, rtol=1e-5, atol=1e-5)
+        # the backward branch is BasicVSR's; the forward input starts blind to its features
+        w = icon.propagation.forward_branch.conv_in.weight
+        assert torch.count_nonzero(w[:, 3:11]) == 0 and torch.count_nonzero(w[:, 11:]) > 0
+        assert torch.equal(
+            icon.propagation.backward_branch.conv_in.weight,
+            basic.propagation.backward_branch.conv_in.weight,
+        )
+    finally:
+        trainer.close()
+
+
+def test_iconvsr_warm_start_errors(tmp_path, frames):
+    _random_basicvsr(tmp_path / "bilinear.safetensors", upsample_mode="bilinear")
+    with pytest.raises(AfvsrError, match='set \\[model\\] upsample_mode = "bilinear"'):
+        tiny_trainer(
+            tmp_path,
+            frames,
+            model=ICONVSR,
+            train={"backbone_checkpoint": str(tmp_path / "bilinear.safetensors")},
+        )
+    wide = build_model("basicvsr", mid_channels=16, num_blocks=1)
+    save_model(wide, tmp_path / "wide.safetensors")
+    with pytest.raises(AfvsrError, match="spynet|reconstruction|propagation"):
+        tiny_trainer(
+            tmp_path,
+            frames,
+            model=ICONVSR,
+            train={"backbone_checkpoint": str(tmp_path / "wide.safetensors")},
+            run={"name": "wide"},
+        )

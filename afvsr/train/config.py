@@ -63,6 +63,9 @@ TRAIN_DEFAULTS: dict[str, Field] = {
         "fp32", choices=("fp32", "bf16", "fp16"), help="bf16: autocast; fp16: + GradScaler (CUDA)"
     ),
     "ema_decay": Field(0.0, ge=0, lt=1, help="EMA of the weights (e.g. 0.999); 0 = off"),
+    "ema_warmup": Field(
+        False, help="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n steps (timm's warmup)"
+    ),
     "channels_last": Field(
         True, help="conv weights in channels-last memory (same model; faster on CPU and GPU)"
     ),

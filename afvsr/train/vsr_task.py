@@ -8,6 +8,8 @@ model name) of the same family, strictly by name: continued training of a shippe
 IconVSR's ``[train] extractor_checkpoint`` starts its EDVR extractor from BasicSR's or mmagic's
 published EDVR-for-IconVSR file (or an IconVSR model file); the extractor then waits, frozen, for
 the same ``spynet_freeze_iters`` steps as SPyNet (BasicSR's and mmagic's IconVSR recipe).
+IconVSR's ``[train] backbone_checkpoint`` warm-starts it from a trained BasicVSR of its width and
+depth (:func:`afvsr.checkpoint.load_iconvsr_backbone`); every module then trains as in stage 1.
 
 Stage 2 of the method (``[train] backbone_checkpoint`` set, model ``afvsr``): ``spynet``,
 ``propagation`` and ``reconstruction`` are loaded from a trained BasicVSR model file, module by
@@ -37,6 +39,7 @@ from afvsr.checkpoint import (
     kwargs_mismatch,
     load_backbone,
     load_extractor,
+    load_iconvsr_backbone,
     load_spynet,
     load_state_dict_strict,
     read_model_file,
@@ -109,7 +112,9 @@ class VSRTask(Task):
         "spynet_lr_mult": Field(1.0, ge=0, help="SPyNet's lr = spynet_lr_mult x lr"),
         "spynet_checkpoint": Field("", help="initial SPyNet weights (SPyNet or BasicVSR file)"),
         "backbone_checkpoint": Field(
-            "", help="stage 2: BasicVSR file -> spynet, propagation, reconstruction"
+            "",
+            help="BasicVSR file -> spynet, propagation, reconstruction (AFVSR: stage 2; "
+            "IconVSR: warm start)",
         ),
         "init_checkpoint": Field(
             "", help="every weight from a model file (or shipped name) of the same family"
@@ -189,9 +194,10 @@ class VSRTask(Task):
 
     @staticmethod
     def _check_start_weights(name: str, tcfg: dict[str, Any]) -> None:
-        if tcfg["backbone_checkpoint"] and name != "afvsr":
+        if tcfg["backbone_checkpoint"] and name not in ("afvsr", "iconvsr"):
             raise ConfigError(
-                f"[train] backbone_checkpoint is for stage 2 (model afvsr), not {name}"
+                f"[train] backbone_checkpoint is for stage 2 (model afvsr) or an IconVSR warm "
+                f"start, not {name}"
             )
         if tcfg["extractor_checkpoint"] and name != "iconvsr":
             raise ConfigError(
@@ -220,7 +226,9 @@ class VSRTask(Task):
             load_whole_model(model, tcfg["init_checkpoint"], self.cfg["model"]["name"])
         if tcfg["spynet_checkpoint"]:
             load_spynet(model, tcfg["spynet_checkpoint"])
-        if tcfg["backbone_checkpoint"]:
+        if tcfg["backbone_checkpoint"] and self.cfg["model"]["name"] == "iconvsr":
+            load_iconvsr_backbone(model, tcfg["backbone_checkpoint"])
+        elif tcfg["backbone_checkpoint"]:
             load_backbone(model, tcfg["backbone_checkpoint"])
         if tcfg["extractor_checkpoint"]:
             load_extractor(model, tcfg["extractor_checkpoint"])
@@ -235,7 +243,7 @@ class VSRTask(Task):
     def param_groups(self, model: nn.Module) -> list[ModuleGroup]:
         tcfg = self.cfg["train"]
         lr, mult = tcfg["lr"], tcfg["spynet_lr_mult"]
-        if tcfg["backbone_checkpoint"]:  # stage 2 of the method
+        if tcfg["backbone_checkpoint"] and self.cfg["model"]["name"] == "afvsr":  # stage 2
             lr_base = tcfg["lr_base"] or lr
             lr_finetune = tcfg["lr_finetune"] or lr
             backbone_from = 0 if tcfg["unfreeze_all"] else None

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The comparison table of issue #20 on the weights campaign's run 3: every finished stage-2 run
+# The comparison table of issue #20 on a weights-campaign run: every finished stage-2 run
 # of train.sh and the BasicVSR rows of its backbone (whole clip; 5-, 7-, 11-frame windows), on
 # the table protocol (shared:val, first 10 frames per clip) and on the long clips
 # (shared:val-long, every frame), fp32, one thread, the AFVSR runs in sequence mode and (on the
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
-# mean ± SD).
+# mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
+# results/stage2/b<N>_val10 and b<N>_val_long.
 #
-#   bash results/stage2/eval.sh RUNS                 (from the repository root)
+#   [BACKBONE=N] bash results/stage2/eval.sh RUNS                 (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
 set -euo pipefail
 runs=${1:?usage: bash results/stage2/eval.sh RUNS}
-out=results/stage2
-backbone=results/campaign/basicvsr_campaign_run3.safetensors
-mkdir -p "$out/val10" "$out/val_long"
+b=${BACKBONE:-4}
+out=results/stage2/b$b
+backbone=results/campaign/basicvsr_campaign_run$b.safetensors
+[ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
+mkdir -p "${out}_val10" "${out}_val_long"
 # ev OUTPUT.json ARGS...: afvsr eval of the ARGS into OUTPUT.json, unless it exists already.
 ev() {
   local json=$1
@@ -23,17 +26,17 @@ ev() {
 }
 for w in "" 5 7 11; do
   name=basicvsr${w:+_w$w}
-  ev "$out/val10/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val --max-frames 10
-  ev "$out/val_long/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
+  ev "${out}_val10/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val --max-frames 10
+  ev "${out}_val_long/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
 done
-for model in "$runs"/afvsr_*_b3_s*/model_best.safetensors; do
+for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
   [ -e "$model" ] || continue
   name=$(basename "$(dirname "$model")")
   [ -e "$(dirname "$model")/model_final.safetensors" ] || { echo "skip $name: not finished"; continue; }
-  ev "$out/val10/$name.json" --model "$model" --data shared:val --max-frames 10
-  ev "$out/val10/${name}_window.json" --model "$model" --data shared:val --max-frames 10 --mode window
-  ev "$out/val_long/$name.json" --model "$model" --data shared:val-long
+  ev "${out}_val10/$name.json" --model "$model" --data shared:val --max-frames 10
+  ev "${out}_val10/${name}_window.json" --model "$model" --data shared:val --max-frames 10 --mode window
+  ev "${out}_val_long/$name.json" --model "$model" --data shared:val-long
 done
 for set in val10 val_long; do
-  .venv/bin/afvsr table "$out/$set"/*.json --channel y --out "$out/$set/table_y.csv"
+  .venv/bin/afvsr table "${out}_$set"/*.json --channel y --out "${out}_$set/table_y.csv"
 done

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Stage 2 of the method on the weights campaign's run 3 (issue #20): single-head, multi-head,
+# Stage 2 of the method on a weights-campaign run (issue #20): single-head, multi-head,
 # rates (1, 3, 5) and the mean-fusion ablation, two seeds each, at the presets' equal budget
 # (1,000 steps of batch 8), one run after another on one CPU thread; every run resumes.
 #
-#   bash results/stage2/train.sh RUNS [SEED ...]      (from the repository root)
+#   [BACKBONE=N] bash results/stage2/train.sh RUNS [SEED ...]      (from the repository root)
 #
-# RUNS: the folder for the run folders; SEED: which seeds (default: 0 1). bf16 autocast where the
-# CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere. Each run is
-# named afvsr_<preset>_b3_s<seed>: "b3", the backbone is the weights campaign's run 3
-# (results/campaign/basicvsr_campaign_run3.safetensors), kept in the repository so the comparison
-# stays reproducible as basicvsr-small moves on.
+# RUNS: the folder for the run folders; SEED: which seeds (default: 0 1); BACKBONE: which campaign
+# run is the frozen backbone (default 4, the one shipped as basicvsr-small). bf16 autocast where
+# the CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere. Each run is
+# named afvsr_<preset>_b<N>_s<seed>; the backbone file
+# (results/campaign/basicvsr_campaign_run<N>.safetensors) is kept in the repository so the
+# comparison stays reproducible as basicvsr-small moves on.
 set -euo pipefail
 runs=${1:?usage: bash results/stage2/train.sh RUNS [SEED ...]}
 shift
+b=${BACKBONE:-4}
+backbone=results/campaign/basicvsr_campaign_run$b.safetensors
+[ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
 seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1)
 precision=fp32
@@ -20,9 +24,9 @@ if grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then precision=bf16; fi
 for seed in "${seeds[@]}"; do
   for preset in single multihead rates135 mean; do
     OMP_NUM_THREADS=1 .venv/bin/afvsr train -c "configs/cpu/afvsr_${preset}.toml" --resume \
-      --set run.out_dir="$runs" --set run.name="afvsr_${preset}_b3_s${seed}" \
+      --set run.out_dir="$runs" --set run.name="afvsr_${preset}_b${b}_s${seed}" \
       --set run.seed="$seed" --set run.threads=1 --set train.precision="$precision" \
       --set log.tensorboard=false \
-      --set train.backbone_checkpoint=results/campaign/basicvsr_campaign_run3.safetensors
+      --set train.backbone_checkpoint="$backbone"
   done
 done
