@@ -24,18 +24,25 @@ ev() {
   OMP_NUM_THREADS=1 .venv/bin/afvsr eval --device cpu --precision fp32 --gt-downscale 2 "$@" \
     --out "$json" --force
 }
+# The table protocol first for every model, then the long clips (hours on one thread).
 for w in "" 5 7 11; do
-  name=basicvsr${w:+_w$w}
-  ev "${out}_val10/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val --max-frames 10
-  ev "${out}_val_long/$name.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
+  ev "${out}_val10/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} \
+    --data shared:val --max-frames 10
 done
+finished=()
 for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
   [ -e "$model" ] || continue
   name=$(basename "$(dirname "$model")")
   [ -e "$(dirname "$model")/model_final.safetensors" ] || { echo "skip $name: not finished"; continue; }
+  finished+=("$model")
   ev "${out}_val10/$name.json" --model "$model" --data shared:val --max-frames 10
   ev "${out}_val10/${name}_window.json" --model "$model" --data shared:val --max-frames 10 --mode window
-  ev "${out}_val_long/$name.json" --model "$model" --data shared:val-long
+done
+for w in "" 5 7 11; do
+  ev "${out}_val_long/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
+done
+for model in "${finished[@]}"; do
+  ev "${out}_val_long/$(basename "$(dirname "$model")").json" --model "$model" --data shared:val-long
 done
 for set in val10 val_long; do
   .venv/bin/afvsr table "${out}_$set"/*.json --channel y --out "${out}_$set/table_y.csv"
