@@ -227,7 +227,7 @@ def test_ema_and_accumulation_run(tmp_path, frames):
     assert any(not torch.equal(ema[k], live[k]) for k in ema)
 
 
-def test_ema_decay_at_warms_up_as_timm():
+def test_ema_decay_at_warms_up_by_the_update_count():
     assert ema_decay_at(1, 0.998, warmup=False) == 0.998
     assert ema_decay_at(1, 0.998, warmup=True) == pytest.approx(2 / 11)
     assert ema_decay_at(80, 0.998, warmup=True) == pytest.approx(0.9)
@@ -236,7 +236,7 @@ def test_ema_decay_at_warms_up_as_timm():
 
 def test_ema_warmup_moves_the_average_to_the_trained_weights(tmp_path, frames):
     """One step from the same start: without warmup the EMA keeps 0.999 of the start, with it
-    2/11 (timm's first-update decay)."""
+    2/11 (the warm-up's first decay)."""
     ema, live = {}, {}
     for warmup in (False, True):
         cfg = tiny_config(

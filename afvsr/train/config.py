@@ -64,7 +64,8 @@ TRAIN_DEFAULTS: dict[str, Field] = {
     ),
     "ema_decay": Field(0.0, ge=0, lt=1, help="EMA of the weights (e.g. 0.999); 0 = off"),
     "ema_warmup": Field(
-        False, help="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n steps (timm's warmup)"
+        False,
+        help="EMA decay min(ema_decay, (1 + n) / (10 + n)) after n steps (TensorFlow's num_updates)",
     ),
     "channels_last": Field(
         True, help="conv weights in channels-last memory (same model; faster on CPU and GPU)"

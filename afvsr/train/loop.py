@@ -115,9 +115,10 @@ def seed_everything(seed: int) -> None:
 
 def ema_decay_at(updates: int, decay: float, *, warmup: bool) -> float:
     """The EMA's decay at its ``updates``-th update (1, 2, …): ``decay``, or with ``warmup``
-    ``min(decay, (1 + updates) / (10 + updates))`` (timm's ModelEmaV3 warmup: 0.18 at the first
-    update, 0.9 at the 80th), so the starting weights fade out within the first hundreds of
-    steps instead of holding ``decay ** updates`` of the average (13 % after 1,000 steps at 0.998)."""
+    ``min(decay, (1 + updates) / (10 + updates))`` (TensorFlow's ExponentialMovingAverage given
+    ``num_updates``: 0.18 at the first update, 0.9 at the 80th), so the starting weights fade out
+    within the first hundreds of steps instead of holding ``decay ** updates`` of the average
+    (13 % after 1,000 steps at 0.998)."""
     if not warmup:
         return decay
     return min(decay, (1 + updates) / (10 + updates))
