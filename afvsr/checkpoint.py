@@ -37,10 +37,10 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # computed from their recorded figures (afvsr.shipped.default_model), not from this order.
 SHIPPED_MODELS: tuple[str, ...] = (
     "basicvsr-small",
+    "iconvsr-small",
     "afvsr-single-small",
     "afvsr-rates135-small",
     "afvsr-multihead-small",
-    "iconvsr-small",
 )
 
 
