@@ -5,7 +5,8 @@
 # (shared:val-long, every frame), fp32, one thread, the AFVSR runs in sequence mode and (on the
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
 # mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
-# results/stage2/b<N>_val10 and b<N>_val_long.
+# results/stage2/b<N>_val10 and b<N>_val_long. ICONVSR=FILE adds IconVSR's rows (whole clip and
+# 5-frame windows); for BACKBONE=4 it defaults to the campaign's IconVSR, warm-started from run 4.
 #
 #   [BACKBONE=N] bash results/stage2/eval.sh RUNS                 (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
@@ -16,6 +17,8 @@ out=results/stage2/b$b
 backbone=results/campaign/basicvsr_campaign_run$b.safetensors
 [ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
 mkdir -p "${out}_val10" "${out}_val_long"
+iconvsr=${ICONVSR:-}
+if [ -z "$iconvsr" ] && [ "$b" = 4 ]; then iconvsr=results/campaign/iconvsr_campaign_run1.safetensors; fi
 # ev OUTPUT.json ARGS...: afvsr eval of the ARGS into OUTPUT.json, unless it exists already.
 ev() {
   local json=$1
@@ -29,6 +32,12 @@ for w in "" 5 7 11; do
   ev "${out}_val10/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} \
     --data shared:val --max-frames 10
 done
+if [ -n "$iconvsr" ]; then
+  for w in "" 5; do
+    ev "${out}_val10/iconvsr${w:+_w$w}.json" --model "$iconvsr" ${w:+--window $w} \
+      --data shared:val --max-frames 10
+  done
+fi
 finished=()
 for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
   [ -e "$model" ] || continue
@@ -41,6 +50,11 @@ done
 for w in "" 5 7 11; do
   ev "${out}_val_long/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
 done
+if [ -n "$iconvsr" ]; then
+  for w in "" 5; do
+    ev "${out}_val_long/iconvsr${w:+_w$w}.json" --model "$iconvsr" ${w:+--window $w} --data shared:val-long
+  done
+fi
 for model in "${finished[@]}"; do
   ev "${out}_val_long/$(basename "$(dirname "$model")").json" --model "$model" --data shared:val-long
 done
