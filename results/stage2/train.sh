@@ -6,7 +6,7 @@
 #   [BACKBONE=N] bash results/stage2/train.sh RUNS [SEED ...]      (from the repository root)
 #
 # RUNS: the folder for the run folders; SEED: which seeds (default: 0 1); BACKBONE: which campaign
-# run is the frozen backbone (default 4, the one shipped as basicvsr-small). bf16 autocast where
+# run is the frozen backbone (default 4, that of the shipped AFVSR models). bf16 autocast where
 # the CPU has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere. Each run is
 # named afvsr_<preset>_b<N>_s<seed>; the backbone file
 # (results/campaign/basicvsr_campaign_run<N>.safetensors) is kept in the repository so the
