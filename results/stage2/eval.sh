@@ -6,7 +6,7 @@
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
 # mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
 # results/stage2/b<N>_val10 and b<N>_val_long. ICONVSR=FILE adds IconVSR's rows (whole clip and
-# 5-frame windows); for BACKBONE=4 it defaults to the campaign's IconVSR, warm-started from run 4.
+# 5-frame windows); by default, the campaign's IconVSR whose recorded config started from run N.
 #
 #   [BACKBONE=N] bash results/stage2/eval.sh RUNS                 (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
@@ -18,7 +18,11 @@ backbone=results/campaign/basicvsr_campaign_run$b.safetensors
 [ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
 mkdir -p "${out}_val10" "${out}_val_long"
 iconvsr=${ICONVSR:-}
-if [ -z "$iconvsr" ] && [ "$b" = 4 ]; then iconvsr=results/campaign/iconvsr_campaign_run1.safetensors; fi
+for config in results/campaign/iconvsr_campaign_run*.config.toml; do
+  if [ -z "$iconvsr" ] && grep -q "^backbone_checkpoint = \".*basicvsr_campaign_run$b\.safetensors\"" "$config"; then
+    iconvsr=${config%.config.toml}.safetensors
+  fi
+done
 # ev OUTPUT.json ARGS...: afvsr eval of the ARGS into OUTPUT.json, unless it exists already.
 ev() {
   local json=$1
@@ -27,17 +31,19 @@ ev() {
   OMP_NUM_THREADS=1 .venv/bin/afvsr eval --device cpu --precision fp32 --gt-downscale 2 "$@" \
     --out "$json" --force
 }
-# The table protocol first for every model, then the long clips (hours on one thread).
-for w in "" 5 7 11; do
-  ev "${out}_val10/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} \
-    --data shared:val --max-frames 10
-done
-if [ -n "$iconvsr" ]; then
-  for w in "" 5; do
-    ev "${out}_val10/iconvsr${w:+_w$w}.json" --model "$iconvsr" ${w:+--window $w} \
-      --data shared:val --max-frames 10
+# rows SET NAME MODEL W...: MODEL on SET (val10 or val_long) per window W ("" = whole clip).
+rows() {
+  local set=$1 name=$2 model=$3
+  shift 3
+  local data=(--data shared:val --max-frames 10)
+  if [ "$set" = val_long ]; then data=(--data shared:val-long); fi
+  for w in "$@"; do
+    ev "${out}_$set/$name${w:+_w$w}.json" --model "$model" ${w:+--window $w} "${data[@]}"
   done
-fi
+}
+# The table protocol first for every model, then the long clips (hours on one thread).
+rows val10 basicvsr "$backbone" "" 5 7 11
+if [ -n "$iconvsr" ]; then rows val10 iconvsr "$iconvsr" "" 5; fi
 finished=()
 for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
   [ -e "$model" ] || continue
@@ -47,14 +53,8 @@ for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
   ev "${out}_val10/$name.json" --model "$model" --data shared:val --max-frames 10
   ev "${out}_val10/${name}_window.json" --model "$model" --data shared:val --max-frames 10 --mode window
 done
-for w in "" 5 7 11; do
-  ev "${out}_val_long/basicvsr${w:+_w$w}.json" --model "$backbone" ${w:+--window $w} --data shared:val-long
-done
-if [ -n "$iconvsr" ]; then
-  for w in "" 5; do
-    ev "${out}_val_long/iconvsr${w:+_w$w}.json" --model "$iconvsr" ${w:+--window $w} --data shared:val-long
-  done
-fi
+rows val_long basicvsr "$backbone" "" 5 7 11
+if [ -n "$iconvsr" ]; then rows val_long iconvsr "$iconvsr" "" 5; fi
 for model in "${finished[@]}"; do
   ev "${out}_val_long/$(basename "$(dirname "$model")").json" --model "$model" --data shared:val-long
 done
