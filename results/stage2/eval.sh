@@ -19,7 +19,7 @@ backbone=results/campaign/basicvsr_campaign_run$b.safetensors
 mkdir -p "${out}_val10" "${out}_val_long"
 iconvsr=${ICONVSR:-}
 for config in results/campaign/iconvsr_campaign_run*.config.toml; do
-  if [ -z "$iconvsr" ] && grep -q "^backbone_checkpoint = \".*basicvsr_campaign_run$b\.safetensors\"" "$config"; then
+  if [ -z "$iconvsr" ] && grep -qs "^backbone_checkpoint = \".*basicvsr_campaign_run$b\.safetensors\"" "$config"; then
     iconvsr=${config%.config.toml}.safetensors
   fi
 done
