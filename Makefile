@@ -57,7 +57,11 @@ weights: $(STAMP)
 	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_6/model_best.safetensors \
 	  --set run.name=basicvsr_campaign_7 --set run.seed=7 --set train.lr=2e-4 \
 	  --set data.gt_downscale=1
-	$(SHIP) $(RUNS)/basicvsr_campaign_7/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
+	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
+	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_7/model_best.safetensors \
+	  --set run.name=basicvsr_campaign_8 --set run.seed=8 --set train.lr=2e-4 \
+	  --set data.gt_downscale=1
+	$(SHIP) $(RUNS)/basicvsr_campaign_8/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
 	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_4/model_best.safetensors && \

@@ -37,7 +37,7 @@ class Figures:
 
 
 FIGURES: dict[str, Figures] = {
-    "basicvsr-small": Figures(psnr_y=36.85, s_per_frame=3.7, mb_per_frame=55),
+    "basicvsr-small": Figures(psnr_y=36.93, s_per_frame=3.7, mb_per_frame=55),
     "afvsr-single-small": Figures(psnr_y=36.27, s_per_frame=8.2, mb_per_frame=73),
     "afvsr-rates135-small": Figures(psnr_y=36.24, s_per_frame=8.0, mb_per_frame=74),
     "afvsr-multihead-small": Figures(psnr_y=36.22, s_per_frame=14.5, mb_per_frame=73),

@@ -5,15 +5,19 @@
 # (shared:val-long, every frame), fp32, one thread, the AFVSR runs in sequence mode and (on the
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
 # mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
-# results/stage2/b<N>_val10 and b<N>_val_long. ICONVSR=FILE adds IconVSR's rows (whole clip and
+# results/stage2/b<N>_val10 and b<N>_val_long (with GT_DOWNSCALE=1, as for train.sh, the
+# ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). ICONVSR=FILE adds IconVSR's rows (whole clip and
 # 5-frame windows); by default, the campaign's IconVSR whose recorded config started from run N.
 #
-#   [BACKBONE=N] bash results/stage2/eval.sh RUNS                 (from the repository root)
+#   [BACKBONE=N] [GT_DOWNSCALE=1] bash results/stage2/eval.sh RUNS   (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
 set -euo pipefail
 runs=${1:?usage: bash results/stage2/eval.sh RUNS}
 b=${BACKBONE:-4}
-out=results/stage2/b$b
+gt=${GT_DOWNSCALE:-2}
+tag=b$b
+[ "$gt" = 2 ] || tag=b${b}gt$gt
+out=results/stage2/$tag
 backbone=results/campaign/basicvsr_campaign_run$b.safetensors
 [ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
 mkdir -p "${out}_val10" "${out}_val_long"
@@ -45,7 +49,7 @@ rows() {
 rows val10 basicvsr "$backbone" "" 5 7 11
 if [ -n "$iconvsr" ]; then rows val10 iconvsr "$iconvsr" "" 5; fi
 finished=()
-for model in "$runs"/afvsr_*_b${b}_s*/model_best.safetensors; do
+for model in "$runs"/afvsr_*_${tag}_s*/model_best.safetensors; do
   [ -e "$model" ] || continue
   name=$(basename "$(dirname "$model")")
   [ -e "$(dirname "$model")/model_final.safetensors" ] || { echo "skip $name: not finished"; continue; }
