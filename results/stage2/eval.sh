@@ -5,9 +5,10 @@
 # (shared:val-long, every frame), fp32, one thread, the AFVSR runs in sequence mode and (on the
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
 # mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
-# results/stage2/b<N>_val10 and b<N>_val_long (with GT_DOWNSCALE=1, as for train.sh, the
-# ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). ICONVSR=FILE adds IconVSR's rows (whole clip and
-# 5-frame windows); by default, the campaign's IconVSR whose recorded config started from run N.
+# results/stage2/b<N>_val10 and b<N>_val_long (with GT_DOWNSCALE=1, as for train.sh: the
+# ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). ICONVSR=FILE adds IconVSR's
+# rows (whole clip and 5-frame windows); by default, the campaign's IconVSR whose recorded config
+# started from run N.
 #
 #   [BACKBONE=N] [GT_DOWNSCALE=1] bash results/stage2/eval.sh RUNS   (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
