@@ -32,35 +32,23 @@ format: $(STAMP)
 # Every run resumes where it stopped (run `make weights` again after an interruption); the
 # models go to afvsr/weights/ as fp16 safetensors (docs/results.md has each model card).
 RUNS ?= runs
+# $(call CAMPAIGN,FROM): a weights-campaign run starting from run folder FROM's best weights;
+# $(call CAMPAIGN_RUN,FROM,N): the same, named basicvsr_campaign_N with seed N.
+CAMPAIGN = $(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume \
+  --set run.out_dir=$(RUNS) --set train.init_checkpoint=$(RUNS)/$(1)/model_best.safetensors
+CAMPAIGN_RUN = $(call CAMPAIGN,$(1)) --set run.name=basicvsr_campaign_$(2) --set run.seed=$(2)
 SHIP = $(BIN)/python -c "import sys, torch, afvsr; afvsr.save_model(afvsr.load_model(sys.argv[1]), sys.argv[2], dtype=torch.float16)"
 weights: $(STAMP)
 	$(BIN)/afvsr train -c configs/cpu/spynet_pretrain.toml --resume --set run.out_dir=$(RUNS)
 	$(BIN)/afvsr train -c configs/cpu/basicvsr.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.spynet_checkpoint=$(RUNS)/spynet_cpu/model_best.safetensors
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_cpu/model_best.safetensors \
-	  --set train.iterations=1600
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_3 --set run.seed=3
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_3/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_4 --set run.seed=4 --set train.lr=2e-4 \
-	  --set train.iterations=2600
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_4/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_5 --set run.seed=5 --set train.lr=2e-4
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_5/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_6 --set run.seed=6 --set train.lr=2e-4
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_6/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_7 --set run.seed=7 --set train.lr=2e-4 \
-	  --set data.gt_downscale=1
-	$(BIN)/afvsr train -c configs/cpu/basicvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
-	  --set train.init_checkpoint=$(RUNS)/basicvsr_campaign_7/model_best.safetensors \
-	  --set run.name=basicvsr_campaign_8 --set run.seed=8 --set train.lr=2e-4 \
-	  --set data.gt_downscale=1
+	$(call CAMPAIGN,basicvsr_cpu) --set train.iterations=1600
+	$(call CAMPAIGN_RUN,basicvsr_campaign,3)
+	$(call CAMPAIGN_RUN,basicvsr_campaign_3,4) --set train.lr=2e-4 --set train.iterations=2600
+	$(call CAMPAIGN_RUN,basicvsr_campaign_4,5) --set train.lr=2e-4
+	$(call CAMPAIGN_RUN,basicvsr_campaign_5,6) --set train.lr=2e-4
+	$(call CAMPAIGN_RUN,basicvsr_campaign_6,7) --set train.lr=2e-4 --set data.gt_downscale=1
+	$(call CAMPAIGN_RUN,basicvsr_campaign_7,8) --set train.lr=2e-4 --set data.gt_downscale=1
 	$(SHIP) $(RUNS)/basicvsr_campaign_8/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
