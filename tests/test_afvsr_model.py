@@ -114,6 +114,31 @@ def test_warm_start_from_basicvsr_by_module():
     assert torch.allclose(feats_b, feats_f, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_heads", [1, 2])
+def test_residual_fusion_starts_as_its_backbone_and_then_departs(num_heads):
+    torch.manual_seed(0)
+    basic = BasicVSR(**TINY).eval()
+    model = AFVSR(**TINY, num_heads=num_heads, residual_fusion=True).eval()
+    # every backbone tensor loads by name; nothing else is needed
+    assert not model.load_state_dict(basic.state_dict(), strict=False).unexpected_keys
+    assert model.kwargs["residual_fusion"] is True
+    lq = torch.rand(1, 7, 3, 12, 12)
+    with torch.no_grad():
+        whole = basic(lq)
+        assert torch.allclose(model(lq, mode="sequence"), whole, atol=1e-5)
+        for ref in (0, 3, 6):  # window mode: BasicVSR on the rate-1 group's 5 frames
+            idx = torch.tensor(model.group_indices(ref, 7))
+            expected = basic(lq[:, idx[0]])[:, 2]
+            assert torch.allclose(model(lq, mode="window")[:, ref], expected, atol=1e-5)
+        torch.nn.init.normal_(model.attention.fusion.conv2d_2.weight, std=0.1)
+        assert not torch.allclose(model(lq, mode="sequence"), whole, atol=1e-3)
+    # the default is the paper's module: its output replaces the backbone's feature
+    with torch.no_grad():
+        plain = AFVSR(**TINY, num_heads=num_heads)
+        plain.load_state_dict(basic.state_dict(), strict=False)
+        assert not torch.allclose(plain.eval()(lq), whole, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
@@ -125,6 +150,7 @@ def test_warm_start_from_basicvsr_by_module():
         ({"num_heads": 0}, "num_heads >= 1"),
         ({"group_fusion": "max"}, "expected group_fusion in"),
         ({"group_fusion": "mean", "num_heads": 2}, "group_fusion 'mean' has no heads"),
+        ({"group_fusion": "mean", "residual_fusion": True}, "group_fusion 'mean' has no residual"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):

@@ -38,6 +38,7 @@ EXAMPLES = {
         "window": 3,
         "num_heads": 2,
         "group_fusion": "attention",
+        "residual_fusion": True,
         "upsample_mode": "bilinear",
     },
 }

@@ -90,6 +90,15 @@ def test_table_rows_in_the_methods_order(tmp_path, capsys):
     assert rows[7]["Modality"] == "3 rate groups (1,2,3) x 5 frames, sequence mode"
 
 
+def test_residual_fusion_is_named_and_sorted_after_the_plain_model():
+    plain = method(6844719, 31.5, rates=[1, 2, 3], num_heads=1, mode="sequence")
+    residual = method(6844719, 31.6, rates=[1, 2, 3], num_heads=1, mode="sequence")
+    residual["model"]["kwargs"]["residual_fusion"] = True
+    assert describe(plain)[0] == "AFVSR single-head"
+    assert describe(residual)[0] == "AFVSR single-head, residual fusion"
+    assert describe(plain)[2] < describe(residual)[2]
+
+
 def test_y_channel_for_vimeo_by_default(tmp_path, capsys):
     rows = [(s, fake_results("bicubic", 0, 30.0, dataset="vimeo")) for s in ("a",)]
     assert main(["table", *write_all(tmp_path, rows), "--out", str(tmp_path / "t.csv")]) == 0

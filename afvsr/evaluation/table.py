@@ -66,11 +66,15 @@ def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
             label = f"{METHOD} ablation: mean over groups, no attention"
         if rates != DEFAULT_RATES:
             label += f", rates ({','.join(map(str, rates))})"
+        if kwargs.get("residual_fusion", False):
+            label += ", residual fusion"
         modality = (
             f"{len(rates)} rate groups ({','.join(map(str, rates))}) x "
             f"{kwargs.get('window', 5)} frames, {mode or 'sequence'} mode"
         )
-        return label, modality, (3, ablation, rates != DEFAULT_RATES, heads, rates, mode or "")
+        residual = bool(kwargs.get("residual_fusion", False))
+        key = (3, ablation, rates != DEFAULT_RATES, heads, rates, residual, mode or "")
+        return label, modality, key
     return name, "", (9, name)
 
 

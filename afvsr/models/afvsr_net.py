@@ -40,7 +40,11 @@ GROUP_FUSIONS = ("attention", "mean")  # how the groups' features are fused
 
 
 def check_afvsr_args(
-    rates: tuple[int, ...], window: int, num_heads: int, group_fusion: str = "attention"
+    rates: tuple[int, ...],
+    window: int,
+    num_heads: int,
+    group_fusion: str = "attention",
+    residual_fusion: bool = False,
 ) -> tuple[int, ...]:
     rates = check_rates(rates, window)
     if not isinstance(num_heads, int) or num_heads < 1:
@@ -51,6 +55,8 @@ def check_afvsr_args(
         raise ValueError(
             f"group_fusion 'mean' has no heads: expected num_heads = 1, got {num_heads}"
         )
+    if group_fusion == "mean" and residual_fusion:
+        raise ValueError("group_fusion 'mean' has no residual: expected residual_fusion = false")
     return rates
 
 
@@ -63,7 +69,10 @@ class AFVSR(nn.Module):
     ``group_fusion="mean"`` replaces it by the mean over groups (no parameters): the ablation that
     tells the attention's gain from the rest of stage 2. ``upsample_mode``: the reconstruction's
     residual base, as in :class:`~afvsr.models.basicvsr.BasicVSR` (``"bilinear"`` to start from a
-    published BasicVSR).
+    published BasicVSR). ``residual_fusion``: the attention's result is added to the first
+    group's feature (rate 1 in every preset: the backbone's own) instead of replacing it, and
+    starts at zero, so stage 2 starts exactly at its backbone (not in the paper; the same
+    parameters and names).
     """
 
     # How the model runs over a clip (see afvsr.models).
@@ -81,11 +90,12 @@ class AFVSR(nn.Module):
         window: int = 5,
         num_heads: int = 1,
         group_fusion: str = "attention",
+        residual_fusion: bool = False,
         upsample_mode: str = "bicubic",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
-        rates = check_afvsr_args(rates, window, num_heads, group_fusion)
+        rates = check_afvsr_args(rates, window, num_heads, group_fusion, residual_fusion)
         self.kwargs = constructor_kwargs(AFVSR.__init__, locals())
         self.scale = check_scale(scale)
         self.rates, self.window, self.num_heads = rates, window, num_heads
@@ -97,11 +107,14 @@ class AFVSR(nn.Module):
             self.attention: nn.Module = MeanFusion()
         elif num_heads == 1:
             self.attention = SingleHeadAttentionFusion(
-                mid_channels=mid_channels, num_groups=len(rates)
+                mid_channels=mid_channels, num_groups=len(rates), residual=residual_fusion
             )
         else:
             self.attention = MultiHeadAttentionFusion(
-                mid_channels=mid_channels, num_groups=len(rates), num_heads=num_heads
+                mid_channels=mid_channels,
+                num_groups=len(rates),
+                num_heads=num_heads,
+                residual=residual_fusion,
             )
         self.reconstruction = Reconstruction(
             mid_channels=mid_channels, scale=scale, upsample_mode=upsample_mode

@@ -6,7 +6,9 @@ into weights, the weighted features are stacked on a group axis and fused by a 3
 (collapsing the groups) and a 2-D dense block. All convs are followed by LeakyReLU(0.1).
 Differs: per-group convs are run as one grouped convolution (same weights and count, one call);
 for G != 3 groups the collapsing 3-D conv has a depth kernel of G (for G = 3 it is the paper's
-3x3x3 with padding (0, 1, 1)).
+3x3x3 with padding (0, 1, 1)). With ``residual=True`` (not in the paper) the fused result is added
+to the first group's feature instead of replacing it, its last conv starting at zero, so a new
+module starts as the identity on that group: stage 2 starts exactly at its backbone.
 """
 
 from __future__ import annotations
@@ -53,17 +55,22 @@ class DenseFusion(nn.Module):
     """The two dense blocks after the attention weighting.
 
     3-D: ``Y = conv3d(X)`` (3x3x3, pad 1), ``Z = conv3d([X; Y])`` (Gx3x3, pad (0,1,1)) which
-    collapses the group axis to 1; 2-D: ``U = conv(Z)``, ``out = conv([Z; U])``.
+    collapses the group axis to 1; 2-D: ``U = conv(Z)``, ``out = conv([Z; U])``. ``residual``:
+    the last conv starts at zero and has no LeakyReLU (its output is a residual to add).
     """
 
-    def __init__(self, *, mid_channels: int, num_groups: int) -> None:
+    def __init__(self, *, mid_channels: int, num_groups: int, residual: bool = False) -> None:
         super().__init__()
         c = mid_channels
+        self.residual = residual
         self.conv3d_1 = nn.Conv3d(c, c, 3, 1, 1)
         self.conv3d_2 = nn.Conv3d(2 * c, c, (num_groups, 3, 3), 1, (0, 1, 1))
         self.conv2d_1 = nn.Conv2d(c, c, 3, 1, 1)
         self.conv2d_2 = nn.Conv2d(2 * c, c, 3, 1, 1)
         self.lrelu = _lrelu()
+        if residual:
+            nn.init.zeros_(self.conv2d_2.weight)
+            nn.init.zeros_(self.conv2d_2.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x (n, c, G, h, w)`` → ``(n, c, h, w)``."""
@@ -72,7 +79,8 @@ class DenseFusion(nn.Module):
             2
         )  # (n, c, h, w)
         u = self.lrelu(self.conv2d_1(z))
-        return self.lrelu(self.conv2d_2(torch.cat([z, u], dim=1)))
+        out = self.conv2d_2(torch.cat([z, u], dim=1))
+        return out if self.residual else self.lrelu(out)
 
 
 def group_softmax_weighting(
@@ -96,20 +104,25 @@ def group_softmax_weighting(
 
 
 class SingleHeadAttentionFusion(nn.Module):
-    """``x (n, G, c, h, w)`` → ``(n, c, h, w)``; 553,408 parameters at c = 64, G = 3."""
+    """``x (n, G, c, h, w)`` → ``(n, c, h, w)``; 553,408 parameters at c = 64, G = 3.
 
-    def __init__(self, *, mid_channels: int, num_groups: int) -> None:
+    ``residual``: the output is ``x[:, 0]`` plus the fusion (zero when new), not the fusion.
+    """
+
+    def __init__(self, *, mid_channels: int, num_groups: int, residual: bool = False) -> None:
         super().__init__()
         c, g = mid_channels, num_groups
-        self.num_groups = g
+        self.num_groups, self.residual = g, residual
         self.scorer = nn.Conv2d(g * c, g * c, 3, 1, 1, groups=g)  # conv3x3_g per group
-        self.fusion = DenseFusion(mid_channels=c, num_groups=g)
+        self.fusion = DenseFusion(mid_channels=c, num_groups=g, residual=residual)
         self.lrelu = _lrelu()
 
     def forward(self, x: Tensor, *, return_attention: bool = False) -> tuple[Tensor, AttentionMaps]:
         """``x (n, G, c, h, w)`` → ``out (n, c, h, w)`` and maps (each ``(n, 1, G, c, h, w)``) if asked."""
         weighted, attn = group_softmax_weighting(self.scorer, x[:, None], self.lrelu)
         out = self.fusion(weighted[:, 0].transpose(1, 2))  # (n, c, G, h, w) → (n, c, h, w)
+        if self.residual:
+            out = x[:, 0] + out
         maps: AttentionMaps = {}
         if return_attention:
             maps = {"projection": x[:, None], "attention": attn, "output": weighted}
@@ -122,17 +135,20 @@ class MultiHeadAttentionFusion(nn.Module):
     Per head h a projection ``P_h`` (conv3x3 + LeakyReLU, shared by the groups), then the
     single-head weighting on ``P_h x_g`` with the head's own per-group convs; heads are concatenated
     per group and combined by a 3-D conv (3x3x3, heads*c → c, group axis kept), then the same
-    dense blocks. 1,475,904 parameters at c = 64, G = 3, 4 heads.
+    dense blocks. 1,475,904 parameters at c = 64, G = 3, 4 heads. ``residual`` as for
+    :class:`SingleHeadAttentionFusion`.
     """
 
-    def __init__(self, *, mid_channels: int, num_groups: int, num_heads: int) -> None:
+    def __init__(
+        self, *, mid_channels: int, num_groups: int, num_heads: int, residual: bool = False
+    ) -> None:
         super().__init__()
         c, g, nh = mid_channels, num_groups, num_heads
-        self.num_groups, self.num_heads = g, nh
+        self.num_groups, self.num_heads, self.residual = g, nh, residual
         self.projection = nn.Conv2d(c, nh * c, 3, 1, 1)  # the heads' P_h as one conv
         self.scorer = nn.Conv2d(nh * g * c, nh * g * c, 3, 1, 1, groups=nh * g)
         self.combine = nn.Conv3d(nh * c, c, 3, 1, 1)
-        self.fusion = DenseFusion(mid_channels=c, num_groups=g)
+        self.fusion = DenseFusion(mid_channels=c, num_groups=g, residual=residual)
         self.lrelu = _lrelu()
 
     def forward(self, x: Tensor, *, return_attention: bool = False) -> tuple[Tensor, AttentionMaps]:
@@ -145,6 +161,8 @@ class MultiHeadAttentionFusion(nn.Module):
         # Heads concatenated per group: (n, nh*c, G, h, w), channel index = head*c + channel.
         stacked = weighted.permute(0, 1, 3, 2, 4, 5).reshape(n, nh * c, g, h, w)
         out = self.fusion(self.lrelu(conv3d_as_2d(self.combine, stacked)))
+        if self.residual:
+            out = x[:, 0] + out
         maps: AttentionMaps = {}
         if return_attention:
             maps = {"projection": proj, "attention": attn, "output": weighted}

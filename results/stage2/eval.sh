@@ -6,7 +6,9 @@
 # table protocol) in window mode as they are trained; then one table per protocol (seeds merged:
 # mean ± SD). BACKBONE=N (default 4) picks the campaign run, as for train.sh; the results go in
 # results/stage2/b<N>_val10 and b<N>_val_long (with GT_DOWNSCALE=1, as for train.sh: the
-# ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). ICONVSR=FILE adds IconVSR's
+# ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). RESIDUAL (default 1), as
+# for train.sh: the attention runs tagged ...res and the mean ablation's plain-tagged runs, in
+# b<N>[gt1]res_val10 and ..._val_long; RESIDUAL=0 the runs of the paper's module. ICONVSR=FILE adds IconVSR's
 # rows (whole clip and 5-frame windows); by default, the campaign's IconVSR whose recorded config
 # started from run N.
 #
@@ -18,6 +20,12 @@ b=${BACKBONE:-4}
 gt=${GT_DOWNSCALE:-2}
 tag=b$b
 [ "$gt" = 2 ] || tag=b${b}gt$gt
+runs_of=("$runs"/afvsr_*_${tag}_s*/model_best.safetensors)
+if [ "${RESIDUAL:-1}" = 1 ]; then
+  runs_of=("$runs"/afvsr_*_${tag}res_s*/model_best.safetensors
+    "$runs"/afvsr_mean_${tag}_s*/model_best.safetensors)
+  tag=${tag}res
+fi
 out=results/stage2/$tag
 backbone=results/campaign/basicvsr_campaign_run$b.safetensors
 [ -e "$backbone" ] || { echo "no such backbone: $backbone" >&2; exit 2; }
@@ -50,7 +58,7 @@ rows() {
 rows val10 basicvsr "$backbone" "" 5 7 11
 if [ -n "$iconvsr" ]; then rows val10 iconvsr "$iconvsr" "" 5; fi
 finished=()
-for model in "$runs"/afvsr_*_${tag}_s*/model_best.safetensors; do
+for model in "${runs_of[@]}"; do
   [ -e "$model" ] || continue
   name=$(basename "$(dirname "$model")")
   [ -e "$(dirname "$model")/model_final.safetensors" ] || { echo "skip $name: not finished"; continue; }
