@@ -52,7 +52,8 @@ weights: $(STAMP)
 	$(SHIP) $(RUNS)/basicvsr_campaign_8/model_best.safetensors afvsr/weights/basicvsr-small.safetensors
 	for m in single multihead rates135; do \
 	  $(BIN)/afvsr train -c configs/cpu/afvsr_$$m.toml --resume --set run.out_dir=$(RUNS) \
-	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_4/model_best.safetensors && \
+	    --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_8/model_best.safetensors \
+	    --set data.gt_downscale=1 && \
 	  $(SHIP) $(RUNS)/afvsr_$${m}_cpu/model_best.safetensors afvsr/weights/afvsr-$$m-small.safetensors \
 	  || exit 1; done
 	$(BIN)/afvsr train -c configs/cpu/iconvsr.toml --resume --set run.out_dir=$(RUNS) \

@@ -38,9 +38,9 @@ class Figures:
 
 FIGURES: dict[str, Figures] = {
     "basicvsr-small": Figures(psnr_y=36.93, s_per_frame=3.7, mb_per_frame=55),
-    "afvsr-single-small": Figures(psnr_y=36.27, s_per_frame=8.2, mb_per_frame=73),
-    "afvsr-rates135-small": Figures(psnr_y=36.24, s_per_frame=8.0, mb_per_frame=74),
-    "afvsr-multihead-small": Figures(psnr_y=36.22, s_per_frame=14.5, mb_per_frame=73),
+    "afvsr-single-small": Figures(psnr_y=36.92, s_per_frame=8.2, mb_per_frame=73),
+    "afvsr-rates135-small": Figures(psnr_y=36.90, s_per_frame=8.0, mb_per_frame=74),
+    "afvsr-multihead-small": Figures(psnr_y=36.91, s_per_frame=14.5, mb_per_frame=73),
     "iconvsr-small": Figures(psnr_y=36.29, s_per_frame=18.9, mb_per_frame=5),
 }
 
