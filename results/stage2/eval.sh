@@ -8,9 +8,9 @@
 # results/stage2/b<N>_val10 and b<N>_val_long (with GT_DOWNSCALE=1, as for train.sh: the
 # ..._b<N>gt1_s<seed> runs, in b<N>gt1_val10 and b<N>gt1_val_long). RESIDUAL (default 1), as
 # for train.sh: the attention runs tagged ...res and the mean ablation's plain-tagged runs, in
-# b<N>[gt1]res_val10 and ..._val_long; RESIDUAL=0 the runs of the paper's module. ICONVSR=FILE adds IconVSR's
-# rows (whole clip and 5-frame windows); by default, the campaign's IconVSR whose recorded config
-# started from run N.
+# b<N>[gt1]res_val10 and ..._val_long; RESIDUAL=0 the runs of the paper's module. ICONVSR=FILE
+# adds IconVSR's rows (whole clip and 5-frame windows); by default, the campaign's IconVSR whose
+# recorded config started from run N.
 #
 #   [BACKBONE=N] [GT_DOWNSCALE=1] bash results/stage2/eval.sh RUNS   (from the repository root)
 #   (an output that exists is kept: delete it, or set FORCE=1, to redo it)
