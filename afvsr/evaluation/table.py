@@ -62,17 +62,17 @@ def _describe_model(results: dict[str, Any]) -> tuple[str, str, tuple]:
         rates = _rates(kwargs)
         label = f"{METHOD} single-head" if heads == 1 else f"{METHOD} multi-head ({heads} heads)"
         ablation = kwargs.get("group_fusion", "attention") == "mean"
+        residual = bool(kwargs.get("residual_fusion", False))
         if ablation:
             label = f"{METHOD} ablation: mean over groups, no attention"
         if rates != DEFAULT_RATES:
             label += f", rates ({','.join(map(str, rates))})"
-        if kwargs.get("residual_fusion", False):
+        if residual:
             label += ", residual fusion"
         modality = (
             f"{len(rates)} rate groups ({','.join(map(str, rates))}) x "
             f"{kwargs.get('window', 5)} frames, {mode or 'sequence'} mode"
         )
-        residual = bool(kwargs.get("residual_fusion", False))
         key = (3, ablation, rates != DEFAULT_RATES, heads, rates, residual, mode or "")
         return label, modality, key
     return name, "", (9, name)
