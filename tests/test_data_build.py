@@ -52,6 +52,12 @@ def test_defaults_and_types_are_listed():
             "[data] lq_root: expected lq = 'disk'",
         ),
         ({"root": 5}, "[data] root: expected a string, got 5"),
+        ({"interval_list": [1, 0]}, "[data] interval_list: expected a non-empty list"),
+        ({"interval_list": 2}, "[data] interval_list: expected a list"),
+        (
+            {"samples": "groups", "interval_list": [1, 2]},
+            "[data] interval_list: expected [1] for groups samples",
+        ),
     ],
 )
 def test_bad_config_names_the_key(cfg, message):
@@ -65,6 +71,7 @@ def test_folder_training_samples(tmp_path):
     cfg = {"dataset": "folder", "root": str(tmp_path / "gt"), "num_frames": 3, "patch_size": 4}
     seq = build_train_dataset(cfg)
     assert isinstance(seq, SequenceSamples) and len(seq) == 8
+    assert build_train_dataset({**cfg, "interval_list": [1, 3]}).intervals == (1, 3)
     sample = seq[0]
     assert sample["lq"].shape == (3, 3, 4, 4) and sample["gt"].shape == (3, 3, 16, 16)
     groups = build_train_dataset({**cfg, "samples": "groups", "rates": [1, 2], "window": 3})

@@ -144,6 +144,37 @@ def test_reproducible_with_seed_epoch_and_workers(coded):
     torch.testing.assert_close(batched, torch.stack(first), rtol=0, atol=0)
 
 
+def _frame_ids(gt: torch.Tensor) -> list[int]:
+    return [int((gt[f, 2, 0, 0] * 255).round()) // 10 for f in range(gt.shape[0])]
+
+
+def test_interval_list_draws_strided_windows(coded):
+    plain = SequenceSamples(coded, num_frames=3, patch_size=4, seed=2)
+    ones = SequenceSamples(coded, num_frames=3, patch_size=4, interval_list=[1], seed=2)
+    mixed = SequenceSamples(coded, num_frames=3, patch_size=4, interval_list=[1, 2], seed=2)
+    seen = set()
+    for epoch in range(4):
+        for ds in (plain, ones, mixed):
+            ds.set_epoch(epoch)
+        for index in range(15):
+            # A list of one interval draws exactly what a sampler without the key draws.
+            torch.testing.assert_close(ones[index]["gt"], plain[index]["gt"], rtol=0, atol=0)
+            frames = sorted(_frame_ids(mixed[index]["gt"]))
+            step = frames[1] - frames[0]
+            assert frames == [frames[0] + step * k for k in range(3)] and step in (1, 2)
+            assert frames[-1] < (9 if index < 9 else 6)
+            seen.add(step)
+    assert seen == {1, 2}  # both intervals happen
+    # Clip "b" has 6 frames: 3 frames at interval 3 span 7.
+    with pytest.raises(
+        AfvsrError, match="clip b has 6 frames, fewer than num_frames 3 at interval"
+    ):
+        SequenceSamples(coded, num_frames=3, patch_size=4, interval_list=[1, 3, 2])
+    for bad in ([], [0], [1, 2.0], [True], 2):
+        with pytest.raises(ValueError, match="non-empty list of positive integers"):
+            SequenceSamples(coded, num_frames=2, patch_size=4, interval_list=bad)
+
+
 def test_rate_group_samples(coded):
     ds = RateGroupSamples(coded, rates=(1, 2), window=5, patch_size=4, augment=False, seed=0)
     assert len(ds) == 15

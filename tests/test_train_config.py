@@ -191,6 +191,10 @@ def test_every_key_is_declared_once_with_its_help():
             assert f"| `{key}` |" in reference, key
     for task in TASKS.values():  # the loop's keys are not the task's
         assert not set(task.train_fields) & set(TRAIN_DEFAULTS), task.name
+    # docs/training.md carries the reference between its "generated" markers, word for word.
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    begin = "<!-- generated: afvsr train --print-config -->\n"
+    assert docs[docs.index(begin) + len(begin) : docs.index("<!-- end generated -->")] == reference
 
 
 def test_configs_of_the_earlier_layout_still_load(tmp_path, frames):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from train_helpers import make_frames, tiny_config, tiny_trainer
 
+from afvsr import inference
 from afvsr.checkpoint import load_model
 from afvsr.errors import AfvsrError
 from afvsr.train import state as train_state
@@ -328,3 +329,22 @@ def test_the_trainer_keeps_conv_weights_channels_last(tmp_path, frames):
             assert all(p in optimized for p in trainer.model.parameters() if p.requires_grad)
         finally:
             trainer.close()
+
+
+@pytest.mark.parametrize("flags, native", [({"avx2"}, False), ({"avx2", "avx512_bf16"}, True)])
+def test_precision_auto_follows_the_cpu(tmp_path, frames, monkeypatch, flags, native):
+    """precision = "auto" trains in bf16 where the CPU has it natively and in fp32 elsewhere (the
+    same losses as that precision named), and bf16 named on a CPU without it gets a warning."""
+    monkeypatch.setattr(inference, "cpu_flags", lambda: frozenset(flags))
+    losses = {}
+    for precision in ("auto", "fp32", "bf16"):
+        out = tmp_path / precision
+        raw = tiny_config(out, frames, train={"iterations": 2, "precision": precision})
+        assert train(resolve_config(raw, "t.toml"), source="t.toml") == 0
+        losses[precision] = [m["loss"] for m in _metrics(out / "runs" / "tiny") if "loss" in m]
+        log = (out / "runs" / "tiny" / "train.log").read_text()
+        expected = {"auto": "bf16" if native else "fp32"}.get(precision, precision)
+        assert f"global batch 2 x 1, {expected}" in log
+        assert ("no native bf16" in log) == (precision == "bf16" and not native)
+    assert losses["fp32"] != losses["bf16"]
+    assert losses["auto"] == losses["bf16" if native else "fp32"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from afvsr.data.clips import GT_DOWNSCALES, ClipDataset
 from afvsr.data.folders import FrameFolders
 from afvsr.data.reds import LQ_SOURCES, REDS
-from afvsr.data.samples import RateGroupSamples, SequenceSamples, check_rates
+from afvsr.data.samples import RateGroupSamples, SequenceSamples, check_intervals, check_rates
 from afvsr.data.shared import SharedData
 from afvsr.data.vimeo import Vimeo90K
 from afvsr.schema import ConfigError, Field, check_section
@@ -126,6 +126,9 @@ TRAIN_DATA_DEFAULTS: dict[str, Field] = {
         "sequence", choices=SAMPLES, help="sequence (any model) | groups (AFVSR, the default)"
     ),
     "num_frames": Field(7, ge=1, help="sequence samples: frames per window"),
+    "interval_list": Field(
+        [1], help="sequence samples: frame intervals, one drawn per sample (BasicSR's key)"
+    ),
     "rates": Field([1, 2, 3], help="groups samples: frame rates (default: [model] rates)"),
     "window": Field(5, help="groups samples: frames per group, odd (default: [model] window)"),
     "patch_size": Field(64, ge=1, help="LR patch side; the GT patch is scale * patch_size"),
@@ -146,6 +149,12 @@ def check_data_relations(cfg: dict) -> None:
         check_rates(cfg["rates"], cfg["window"])
     except ValueError as exc:
         fail(f"rates / window: {exc}")
+    try:
+        check_intervals(cfg["interval_list"])
+    except ValueError as exc:
+        fail(f"interval_list: {exc}")
+    if cfg["samples"] == "groups" and list(cfg["interval_list"]) != [1]:
+        fail("interval_list: expected [1] for groups samples (their rates set the intervals)")
     if cfg["dataset"] != "shared" and not cfg["root"]:
         fail(f"root: expected the dataset folder for dataset {cfg['dataset']!r}")
     if cfg["lq"] == "disk" and cfg["dataset"] in ("folder", "vimeo") and not cfg["lq_root"]:
@@ -196,5 +205,7 @@ def build_train_dataset(cfg: dict) -> SequenceSamples | RateGroupSamples:
     clips = _train_clips(cfg)
     common = {"patch_size": cfg["patch_size"], "augment": cfg["augment"], "seed": cfg["seed"]}
     if cfg["samples"] == "sequence":
-        return SequenceSamples(clips, num_frames=cfg["num_frames"], **common)
+        return SequenceSamples(
+            clips, num_frames=cfg["num_frames"], interval_list=cfg["interval_list"], **common
+        )
     return RateGroupSamples(clips, rates=cfg["rates"], window=cfg["window"], **common)

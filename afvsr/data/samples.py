@@ -40,6 +40,14 @@ def _augment(x: Tensor, flips: Sequence[bool], time_dim: int | None) -> Tensor:
     return x.contiguous()
 
 
+def check_intervals(interval_list: Sequence[int]) -> tuple[int, ...]:
+    """``interval_list`` as a tuple; ValueError unless a non-empty list of positive integers."""
+    ok = isinstance(interval_list, (list, tuple)) and len(interval_list) > 0
+    if not ok or not all(type(i) is int and i >= 1 for i in interval_list):
+        raise ValueError(f"expected a non-empty list of positive integers, got {interval_list!r}")
+    return tuple(interval_list)
+
+
 class _Samples(Dataset):
     """Shared parts: index -> (clip, frame), crop box and augmentation from the sample's rng."""
 
@@ -89,10 +97,14 @@ class _Samples(Dataset):
 
 
 class SequenceSamples(_Samples):
-    """Random windows of ``num_frames`` consecutive frames, for BasicVSR / IconVSR.
+    """Random windows of ``num_frames`` frames, for BasicVSR / IconVSR.
 
     Sample ``index`` belongs to the clip holding frame ``index`` of all clips laid end to end
-    (so clips are drawn in proportion to their length); the window start is random.
+    (so clips are drawn in proportion to their length); the window start is random. The window
+    takes every ``interval``-th frame, ``interval`` drawn uniformly from ``interval_list``
+    (BasicSR's key; ``(1,)``: consecutive frames; ``(1, 2)``: half the samples see twice the
+    motion per step). The interval comes from its own generator, so a list of one interval
+    draws exactly the samples of a sampler without the key.
 
     ``ds[i] -> {"lq": (num_frames, 3, p, p), "gt": (num_frames, 3, scale*p, scale*p),
     "key": "<clip>/<first frame>"}`` with ``p = patch_size``.
@@ -104,27 +116,35 @@ class SequenceSamples(_Samples):
         *,
         num_frames: int,
         patch_size: int,
+        interval_list: Sequence[int] = (1,),
         augment: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(clips, patch_size=patch_size, augment=augment, seed=seed)
         if not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"expected a positive integer num_frames, got {num_frames!r}")
+        self.intervals = check_intervals(interval_list)
+        longest = max(self.intervals)
+        span = (num_frames - 1) * longest + 1
+        at = f" at interval {longest} ({span} frames)" if longest > 1 else ""
         for clip, geo in zip(clips.clips, clips.geometries, strict=True):
-            if geo.num_frames < num_frames:
+            if geo.num_frames < span:
                 raise AfvsrError(
                     f"clip {clip.name} has {geo.num_frames} frames, fewer than num_frames "
-                    f"{num_frames}"
+                    f"{num_frames}{at}"
                 )
         self.num_frames = num_frames
 
     def __getitem__(self, index: int) -> dict:
         clip, _ = self._locate(index)
         rng = self._rng(index)
-        start = int(rng.integers(0, self.clips.geometries[clip].num_frames - self.num_frames + 1))
+        interval_rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+        interval = self.intervals[int(interval_rng.integers(len(self.intervals)))]
+        span = (self.num_frames - 1) * interval + 1
+        start = int(rng.integers(0, self.clips.geometries[clip].num_frames - span + 1))
         box = self._box(rng, clip)
         flips = self._flips(rng)
-        frames = range(start, start + self.num_frames)
+        frames = range(start, start + span, interval)
         lq, gt = self.clips.patches(clip, frames, box)  # (t, 3, p, p), (t, 3, s*p, s*p)
         key = f"{self.clips.clips[clip].name}/{start}"
         return {"lq": _augment(lq, flips, 0), "gt": _augment(gt, flips, 0), "key": key}

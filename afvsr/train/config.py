@@ -60,7 +60,9 @@ TRAIN_DEFAULTS: dict[str, Field] = {
     "eta_min": Field(1e-7, ge=0, help="cosine floor (absolute, for every group)"),
     "grad_clip": Field(0.0, ge=0, help="max global gradient norm; 0 = no clipping"),
     "precision": Field(
-        "fp32", choices=("fp32", "bf16", "fp16"), help="bf16: autocast; fp16: + GradScaler (CUDA)"
+        "fp32",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="bf16: autocast; fp16: + GradScaler (CUDA); auto: bf16 where native, else fp32",
     ),
     "ema_decay": Field(0.0, ge=0, lt=1, help="EMA of the weights (e.g. 0.999); 0 = off"),
     "ema_warmup": Field(

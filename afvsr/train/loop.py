@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from afvsr.checkpoint import save_model
 from afvsr.errors import AfvsrError
+from afvsr.inference import cpu_has_native_bf16, resolve_precision
 from afvsr.io_utils import atomic_path
 from afvsr.models.common import channels_last_weights
 from afvsr.schema import ConfigError
@@ -213,6 +214,17 @@ class Trainer:
                 "the CPU"
             )
 
+    def _resolve_precision(self) -> str:
+        """``[train] precision`` with "auto" resolved for this device; a note where bf16 is slow."""
+        asked = self.tcfg["precision"]
+        precision = resolve_precision(asked, self.device)
+        if self.device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+            self._notes.append(
+                "[train] precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 "
+                'steps run several times slower than fp32 here (precision = "auto" picks fp32)'
+            )
+        return precision
+
     def _build(self) -> None:
         """Task, model, parameter groups, optimizer, EMA and GradScaler, at step 0."""
         tcfg = self.tcfg
@@ -240,10 +252,11 @@ class Trainer:
         self.ema_model: nn.Module | None = None
         if tcfg["ema_decay"] > 0:
             self.ema_model = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.precision = self._resolve_precision()
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[
-            tcfg["precision"]
+            self.precision
         ]
-        self.scaler = torch.amp.GradScaler("cuda", enabled=tcfg["precision"] == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.step = 0
         self._config_diff_on_resume: list[str] = []
         self.best: dict[str, Any] = {
@@ -673,7 +686,7 @@ class Trainer:
         else:
             self.log.info("new run in %s", self.run_dir)
         self.log.info(
-            "task %s, model %s (%d parameters), %d process(es) on %s, global batch %d x %d",
+            "task %s, model %s (%d parameters), %d process(es) on %s, global batch %d x %d, %s",
             self.task.name,
             cfg["model"]["name"],
             sum(p.numel() for p in self.model.parameters()),
@@ -681,6 +694,7 @@ class Trainer:
             self.device,
             self.tcfg["batch_size"],
             self.tcfg["accumulate"],
+            self.precision,
         )
         return metrics_log
 
