@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -178,6 +181,42 @@ def test_shipped_default_is_basicvsr_small_and_list_models_prints_every_model(ca
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert f"{shipped.FIGURES[name].psnr_y:.2f}" in line
     assert "AVX512" in out and "(default)" in out
+    assert shipped.model_table(names, "AVX2").endswith("This CPU: AVX2; read the AVX2 column.")
+    assert "neither column" in shipped.model_table(names, "DEFAULT")
+
+
+def test_figures_are_the_recorded_measurements():
+    """FIGURES equal the benchmark and evaluation files they were read from, rounded."""
+    repo = Path(__file__).resolve().parents[1]
+    bench = repo / "results" / "benchmarks"
+    times = {}
+    for column, file in (
+        ("fast", "bench_inference_640x272.json"),
+        ("avx2", "bench_inference_640x272_avx2.json"),
+    ):
+        report = json.loads((bench / file).read_text())
+        measured = {"fast": shipped.MEASURED_ON, "avx2": shipped.MEASURED_ON_AVX2}[column]
+        assert report["cpu_kind"]["capability"] == measured["cpu_capability"]
+        assert report["cpu_kind"]["avx512_bf16"] == measured["avx512_bf16"]
+        for row in report["results"]:
+            if row["precision"] == "fp32":
+                times[column, row["model"]] = (row["ms_per_frame"] / 1000, row["mb_per_frame"])
+    validation = {
+        "basicvsr-small": "basicvsr",
+        "iconvsr-small": "iconvsr",
+        "afvsr-single-small": "fusion_single",
+        "afvsr-multihead-small": "fusion_multihead",
+        "afvsr-rates135-small": "fusion_rates135",
+    }
+    assert set(validation) == set(shipped.FIGURES)
+    for name, figures in shipped.FIGURES.items():
+        seconds, mb = times["fast", name]
+        assert figures.s_per_frame == round(seconds, 1) and figures.mb_per_frame == round(mb)
+        assert figures.s_per_frame_avx2 == round(times["avx2", name][0], 1)
+        result = json.loads(
+            (repo / "results" / "validation" / f"{validation[name]}.json").read_text()
+        )
+        assert figures.psnr_y == round(result["mean"]["psnr_y"], 2), name
 
 
 def test_bf16_is_within_five_hundredths_of_a_db_of_fp32_for_every_shipped_model():

@@ -157,10 +157,12 @@ def run(args: argparse.Namespace) -> int:
     from afvsr.video.upscale import summary_line, upscale_video
 
     if args.list_models:
+        import torch
+
         from afvsr.checkpoint import available_models
         from afvsr.shipped import model_table
 
-        print(model_table(available_models()[:-1]))
+        print(model_table(available_models()[:-1], torch.backends.cpu.get_cpu_capability()))
         return 0
     if args.input is None:
         raise AfvsrError("the following arguments are required: INPUT")
