@@ -221,7 +221,7 @@ class Trainer:
         if self.device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
             self._notes.append(
                 "[train] precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 "
-                'steps run several times slower than fp32 here (precision = "auto" picks fp32)'
+                'steps run 10-100x slower than fp32 here (precision = "auto" picks fp32)'
             )
         return precision
 
