@@ -65,6 +65,10 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return "bf16" if dev.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
+# Said where bf16 is asked for on a CPU without it: torch then runs bf16 convs in slow kernels.
+SLOW_BF16 = "this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 runs 10-100x slower than fp32"
+
+
 def check_precision(precision: str, device: str | torch.device) -> None:
     """ValueError for an unknown precision or fp16 on CPU; a warning for bf16 on a CPU without it."""
     if precision not in PRECISION_CHOICES:
@@ -80,11 +84,7 @@ def check_precision(precision: str, device: str | torch.device) -> None:
 @functools.cache
 def _warn_slow_bf16() -> None:
     """Printed once per process, however many clips or chunks ask for bf16."""
-    print(
-        "afvsr: warning: this CPU has no native bf16 (AVX-512 BF16 or AMX): "
-        "bf16 runs 10-100x slower than fp32 here (--precision auto picks fp32)",
-        file=sys.stderr,
-    )
+    print(f"afvsr: warning: {SLOW_BF16} (--precision auto picks fp32)", file=sys.stderr)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

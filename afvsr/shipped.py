@@ -76,10 +76,10 @@ def model_table(available: Iterable[str], cpu_capability: str | None = None) -> 
     ``cpu_capability`` (torch's, e.g. "AVX2") says which time column is this machine's kind."""
     default = default_model(available)
     w, h = FIGURE_SIZE
-    fast, avx2 = MEASURED_ON["cpu_capability"], MEASURED_ON_AVX2["cpu_capability"]
+    avx512, avx2 = MEASURED_ON["cpu_capability"], MEASURED_ON_AVX2["cpu_capability"]
     lines = [
         f"{'model':<24} {'PSNR-Y (dB)':>11} {'s/frame':>8} {'s/frame':>8} {'MB/frame':>9}",
-        f"{'':<24} {'':>11} {fast:>8} {avx2:>8}",
+        f"{'':<24} {'':>11} {avx512:>8} {avx2:>8}",
     ]
     for name in available:
         f = FIGURES.get(name)
@@ -99,9 +99,13 @@ def model_table(available: Iterable[str], cpu_capability: str | None = None) -> 
         "MB/frame is what one more frame of a chunk costs."
     )
     if cpu_capability is not None:
-        column = {fast: fast, avx2: avx2}.get(cpu_capability)
+        known = cpu_capability in (avx512, avx2)
         lines.append(
             f"This CPU: {cpu_capability}; "
-            + (f"read the {column} column." if column else "neither column was measured on it.")
+            + (
+                f"read the {cpu_capability} column."
+                if known
+                else "neither column was measured on it."
+            )
         )
     return "\n".join(lines)

@@ -75,7 +75,7 @@ def test_precision_and_device_errors():
             resolve_device("cuda")
 
 
-def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch, capsys):
     import afvsr.inference as inference
 
     for flags, expected in [
@@ -88,3 +88,9 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch):
         assert inference.resolve_precision("auto", "cpu") == expected
         assert inference.resolve_precision("fp32", "cpu") == "fp32"  # explicit choices stay
     check_precision("auto", "cpu")
+    # bf16 forced where the CPU lacks it: one warning per process, saying how much slower.
+    inference._warn_slow_bf16.cache_clear()
+    for _ in range(2):
+        check_precision("bf16", "cpu")
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "bf16 runs 10-100x slower than fp32" in err

@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from afvsr.checkpoint import save_model
 from afvsr.errors import AfvsrError
-from afvsr.inference import cpu_has_native_bf16, resolve_precision
+from afvsr.inference import SLOW_BF16, cpu_has_native_bf16, resolve_precision
 from afvsr.io_utils import atomic_path
 from afvsr.models.common import channels_last_weights
 from afvsr.schema import ConfigError
@@ -220,8 +220,7 @@ class Trainer:
         precision = resolve_precision(asked, self.device)
         if self.device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
             self._notes.append(
-                "[train] precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 "
-                'steps run 10-100x slower than fp32 here (precision = "auto" picks fp32)'
+                f'[train] precision bf16: {SLOW_BF16} (precision = "auto" picks fp32)'
             )
         return precision
 
