@@ -52,7 +52,8 @@ def test_defaults_and_types_are_listed():
             "[data] lq_root: expected lq = 'disk'",
         ),
         ({"root": 5}, "[data] root: expected a string, got 5"),
-        ({"interval_list": [1, 0]}, "[data] interval_list: expected a non-empty list"),
+        ({"interval_list": [1, 0]}, "[data] interval_list[1]: expected a value >= 1, got 0"),
+        ({"interval_list": []}, "[data] interval_list: expected 1 to 16 items"),
         ({"interval_list": 2}, "[data] interval_list: expected a list"),
         (
             {"samples": "groups", "interval_list": [1, 2]},
