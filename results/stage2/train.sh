@@ -3,7 +3,8 @@
 # rates (1, 3, 5) and the mean-fusion ablation, two seeds each, at the presets' equal budget
 # (1,000 steps of batch 8), one run after another on one CPU thread; every run resumes.
 #
-#   [BACKBONE=N] [GT_DOWNSCALE=1] bash results/stage2/train.sh RUNS [SEED ...]   (from the repository root)
+#   [BACKBONE=N] [GT_DOWNSCALE=1] [PRESETS="..."] bash results/stage2/train.sh RUNS [SEED ...]
+#   (from the repository root)
 #
 # RUNS: the folder for the run folders; SEED: which seeds (default: 0 1); BACKBONE: which campaign
 # run is the frozen backbone (default 4, that of the shipped AFVSR models); GT_DOWNSCALE: the
@@ -13,7 +14,8 @@
 # named afvsr_<preset>_b<N>_s<seed>. RESIDUAL (default 1, the presets') trains the attention
 # presets with `[model] residual_fusion` (their runs tagged ...res, e.g. afvsr_single_b8gt1res_s0;
 # the mean ablation has no residual form and keeps the plain tag); RESIDUAL=0, the paper's
-# module, as the runs made before it existed. The backbone file
+# module, as the runs made before it existed. PRESETS: which of the presets (default: all four,
+# "single multihead rates135 mean"). The backbone file
 # (results/campaign/basicvsr_campaign_run<N>.safetensors) is kept in the repository so the
 # comparison stays reproducible as basicvsr-small moves on.
 set -euo pipefail
@@ -32,7 +34,7 @@ seeds=("$@")
 precision=fp32
 if grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then precision=bf16; fi
 for seed in "${seeds[@]}"; do
-  for preset in single multihead rates135 mean; do
+  for preset in ${PRESETS:-single multihead rates135 mean}; do
     res=$residual name=afvsr_${preset}_${tag}
     if [ "$preset" = mean ]; then res=false; fi
     if [ "$res" = true ]; then name=${name}res; fi
