@@ -99,13 +99,10 @@ def model_table(available: Iterable[str], cpu_capability: str | None = None) -> 
         "MB/frame is what one more frame of a chunk costs."
     )
     if cpu_capability is not None:
-        known = cpu_capability in (avx512, avx2)
-        lines.append(
-            f"This CPU: {cpu_capability}; "
-            + (
-                f"read the {cpu_capability} column."
-                if known
-                else "neither column was measured on it."
-            )
+        column = (
+            f"read the {cpu_capability} column."
+            if cpu_capability in (avx512, avx2)
+            else "neither column was measured on it."
         )
+        lines.append(f"This CPU: {cpu_capability}; {column}")
     return "\n".join(lines)
