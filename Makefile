@@ -80,9 +80,9 @@ results: $(STAMP)
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel y --out $(RESULTS)/table_y.csv
 	$(BIN)/afvsr table $(RESULTS)/*.json --channel rgb --out $(RESULTS)/table_rgb.csv
 	$(BIN)/afvsr figures attention --model afvsr-single-small --data shared:val --gt-downscale 2 \
-	  --clip basketballpass --device cpu --out docs/figures/attention.png
+	  --clip basketballpass --device cpu --out docs/figures/attention.png --force
 	$(BIN)/afvsr figures compare --models bicubic basicvsr-small afvsr-single-small \
-	  --data shared:val --gt-downscale 2 --clip basketballpass --device cpu --out docs/figures/compare.png
+	  --data shared:val --gt-downscale 2 --clip basketballpass --device cpu --out docs/figures/compare.png --force
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

@@ -53,6 +53,37 @@ def test_table_out_through_a_symlink_and_dotdot(tmp_path, capsys):
     refused(capsys, tmp_path, ["table", ok, "--out", dotdot], "is the input", inputs=[ok])
 
 
+def test_table_replaces_its_own_csv_and_another_file_only_with_force(tmp_path, capsys):
+    ok, out = results_json(tmp_path / "ok.json"), tmp_path / "table.csv"
+    assert main(["table", str(ok), "--out", str(out)]) == 0
+    assert out.read_text().startswith("Method,Modality,Params (M),PSNR,SSIM,ms/frame\n")
+    out.write_text(out.read_text().replace("Bicubic", "Old"))  # an earlier table: replaced
+    assert main(["table", str(ok), "--out", str(out)]) == 0
+    assert "Bicubic" in out.read_text() and "Old" not in out.read_text()
+    out.write_text("name,score\nmine,1\n")  # the user's own CSV: kept
+    capsys.readouterr()
+    refused(capsys, tmp_path, ["table", ok, "--out", out], f"output exists: {out}", "--force")
+    assert out.read_text() == "name,score\nmine,1\n"
+    assert main(["table", str(ok), "--out", str(out), "--force"]) == 0
+    assert "Bicubic" in out.read_text()
+
+
+def test_figures_replace_their_own_png_and_another_file_only_with_force(tmp_path, capsys):
+    log, out = tmp_path / "metrics.jsonl", tmp_path / "curves.png"
+    log.write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
+    argv = ["figures", "curves", str(log), "--out", str(out), "--dpi", "20"]
+    assert main(argv) == 0 and Image.open(out).info["Software"] == "afvsr figures"
+    out.write_bytes(out.read_bytes())  # an earlier figure: replaced
+    assert main(argv) == 0
+    Image.new("RGB", (3, 2), (9, 9, 9)).save(out)  # the user's own PNG (no afvsr tag): kept
+    mine = out.read_bytes()
+    capsys.readouterr()
+    refused(capsys, tmp_path, argv, f"output exists: {out}", "--force", inputs=[log])
+    assert out.read_bytes() == mine
+    assert main([*argv, "--force"]) == 0
+    assert Image.open(out).size != (3, 2)
+
+
 def test_figures_curves_out_onto_the_training_log(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()

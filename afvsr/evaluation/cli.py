@@ -259,6 +259,9 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="table.csv", metavar="FILE.csv", help="CSV written here (table.csv)"
     )
     parser.add_argument(
+        "--force", action="store_true", help="replace an --out file that is not an earlier table"
+    )
+    parser.add_argument(
         "--channel",
         choices=("auto", "rgb", "y"),
         default="auto",
@@ -270,8 +273,9 @@ def run_table(args: argparse.Namespace) -> int:
     from afvsr.outputs import Output, check_outputs
 
     out = Path(args.out)
-    # The table replaces its own CSV on every run, but never one of its inputs.
-    check_outputs([Output(path=out, label="--out")], args.results, force=True)
+    # The table replaces its own earlier CSV; another file only with --force; an input never.
+    force = args.force or table.is_table_csv(out)
+    check_outputs([Output(path=out, label="--out")], args.results, force=force)
     all_results = [table.read_results(p) for p in args.results]
     datasets = sorted({str(r["dataset"].get("name")) for r in all_results})
     if len(datasets) > 1:
@@ -309,6 +313,9 @@ def run_table(args: argparse.Namespace) -> int:
 def _figure_output_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--out", default=out, metavar="FILE.png", help=f"PNG written here ({out})")
     p.add_argument("--dpi", type=int, default=100, help="pixels per inch of the PNG (100)")
+    p.add_argument(
+        "--force", action="store_true", help="replace an --out file that is not an earlier figure"
+    )
 
 
 def _figure_clip_args(p: argparse.ArgumentParser) -> None:
@@ -450,7 +457,8 @@ def _run_curves(args: argparse.Namespace) -> Path:
 
 def check_figure_output(args: argparse.Namespace) -> None:
     """Refuse an --out that is, holds or lies inside an input (a log, a model, the data), before
-    any work; an earlier figure at --out is replaced, as each run replaces its own PNG."""
+    any work; an earlier figure at --out is replaced, as each run replaces its own PNG, and any
+    other existing file only with --force."""
     from afvsr.outputs import Output, check_outputs
 
     logs = [Path(p) for p in getattr(args, "logs", [])]
@@ -460,7 +468,8 @@ def check_figure_output(args: argparse.Namespace) -> None:
     inputs.append(getattr(args, "model", None))
     if getattr(args, "data", None) is not None:
         inputs += data_inputs(args)
-    check_outputs([Output(path=Path(args.out), label="--out")], inputs, force=True)
+    force = args.force or figures.is_afvsr_png(args.out)
+    check_outputs([Output(path=Path(args.out), label="--out")], inputs, force=force)
 
 
 def run_figures(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from afvsr.io_utils import read_utf8
 PRETTY = {"bicubic": "Bicubic", "basicvsr": "BasicVSR", "iconvsr": "IconVSR", "afvsr": "AFVSR"}
 COMPARE_DEFAULTS = ("bicubic", "basicvsr-small", "afvsr-single-small")
 TITLE_IN = 0.3  # inches above a row of panels for their titles
+PNG_SOFTWARE = "afvsr figures"  # the PNG text chunk that marks a figure as afvsr's own
 
 
 def new_figure(width_in: float, height_in: float):
@@ -42,13 +43,28 @@ def new_figure(width_in: float, height_in: float):
 
 
 def save_png(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
-    """Write ``fig`` as a PNG of exactly (figure inches × dpi) pixels, atomically."""
+    """Write ``fig`` as a PNG of exactly (figure inches × dpi) pixels, atomically, tagged as
+    afvsr's own (``Software``: :data:`PNG_SOFTWARE`)."""
     from afvsr.io_utils import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": PNG_SOFTWARE})
     return path
+
+
+def is_afvsr_png(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a PNG that :func:`save_png` wrote (its ``Software`` text chunk). An
+    earlier figure is replaced without ``--force``; any other file is not."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not Path(path).is_file():
+        return False
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
+    except (OSError, UnidentifiedImageError):
+        return False
 
 
 def _image(t) -> Any:

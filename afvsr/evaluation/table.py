@@ -169,6 +169,17 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def is_table_csv(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file that :func:`write_csv` wrote: its first line is the
+    table's header. An earlier table is replaced without ``--force``; anything else is not."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        first = f.readline(4096)
+    return first.rstrip(b"\r\n") == ",".join(COLUMNS).encode()
+
+
 def write_csv(rows: list[dict[str, str]], path: str | os.PathLike) -> Path:
     """Write the table's rows (from :func:`build_rows`) as CSV with a header, atomically."""
     from afvsr.io_utils import atomic_path
