@@ -61,7 +61,11 @@ weights: $(STAMP)
 	$(BIN)/afvsr train -c configs/cpu/iconvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
 	  --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_4/model_best.safetensors \
 	  --set train.extractor_checkpoint=$(RUNS)/iconvsr_cpu/model_best.safetensors
-	$(SHIP) $(RUNS)/iconvsr_campaign/model_best.safetensors afvsr/weights/iconvsr-small.safetensors
+	$(BIN)/afvsr train -c configs/cpu/iconvsr_campaign.toml --resume --set run.out_dir=$(RUNS) \
+	  --set run.name=iconvsr_campaign_2 --set data.gt_downscale=1 --set train.spynet_freeze_iters=1200 \
+	  --set train.backbone_checkpoint=$(RUNS)/basicvsr_campaign_8/model_best.safetensors \
+	  --set train.extractor_checkpoint=$(RUNS)/iconvsr_campaign/model_best.safetensors
+	$(SHIP) $(RUNS)/iconvsr_campaign_2/model_best.safetensors afvsr/weights/iconvsr-small.safetensors
 
 # docs/results.md: every shipped model and bicubic on the validation split of ../shared/data
 # (the first 10 frames of each of its 20 clips), then the table and the figures.
