@@ -217,6 +217,11 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     add_threads_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files of the demo's names that an earlier demo did not write",
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -233,6 +238,7 @@ def run_demo(args: argparse.Namespace) -> int:
             size=args.size,
             device=args.device,
             quiet=args.quiet,
+            force=args.force,
         )
     name, (w, h) = done["model"], args.size
     psnr_bicubic, psnr_model = done["psnr_bicubic"], done["psnr_model"]

@@ -25,6 +25,7 @@ from torch import Tensor
 IMAGES = ("astronaut", "chelsea", "coffee")  # bundled with scikit-image (no download)
 SCALE = 4
 LABEL_HEIGHT = 18  # pixels above each panel for its name
+DEMO_TAG = "afvsr demo"  # the video's comment tag and the PNG's Software chunk: the demo's own
 
 
 def load_photo(name: str) -> Image.Image:
@@ -115,6 +116,20 @@ def upscale_frames(
     return read_png_folder(sr_dir), summary["model"]
 
 
+def is_demo_video(path: Path) -> bool:
+    """Whether ``path`` is a ``side_by_side.mp4`` an earlier demo wrote (its comment tag)."""
+    from afvsr.outputs import is_tagged_video
+
+    return is_tagged_video(path, DEMO_TAG)
+
+
+def is_demo_png(path: Path) -> bool:
+    """Whether ``path`` is a ``comparison.png`` an earlier demo wrote (its Software chunk)."""
+    from afvsr.outputs import is_tagged_png
+
+    return is_tagged_png(path, DEMO_TAG)
+
+
 def write_side_by_side(path: Path, clips: list[Tensor], labels: list[str]) -> None:
     """Clips ``(t, 3, H, W)`` side by side under their labels, as a 24 fps video at ``path``."""
     from afvsr.video.writer import open_output
@@ -122,7 +137,10 @@ def write_side_by_side(path: Path, clips: list[Tensor], labels: list[str]) -> No
     t, _, h, w = clips[0].shape
     fps = Fraction(24)
     width, height = len(clips) * w, h + LABEL_HEIGHT
-    with open_output(path, width=width, height=height, fps=fps, time_base=1 / fps) as writer:
+    tags = {"comment": DEMO_TAG}
+    with open_output(
+        path, width=width, height=height, fps=fps, time_base=1 / fps, metadata=tags
+    ) as writer:
         for i in range(t):
             writer.write(np.asarray(panel_row([c[i] for c in clips], labels)), i, 1)
 
@@ -146,8 +164,12 @@ def write_comparison(path: Path, lq: Tensor, bicubic: Tensor, sr: Tensor, gt: Te
         ],
         zoom=2 if gt.shape[-1] <= 320 else 1,
     )
+    from PIL.PngImagePlugin import PngInfo
+
+    tags = PngInfo()
+    tags.add_text("Software", DEMO_TAG)
     with atomic_path(path) as tmp:
-        comparison.save(tmp, format="PNG")
+        comparison.save(tmp, format="PNG", pnginfo=tags)
 
 
 def make_demo(
@@ -159,12 +181,14 @@ def make_demo(
     size: tuple[int, int] = (256, 192),
     device: str = "cpu",
     quiet: bool = False,
+    force: bool = False,
 ) -> dict:
     """Film ``image``, degrade the clip (BI x4), upscale it with ``model``, compare (`afvsr demo`).
 
     Writes ``side_by_side.mp4`` (bicubic | model | ground truth, ``size`` each) and
-    ``comparison.png`` (the middle frame, with the LR input) into ``output_dir``, replacing the
-    ones of an earlier demo.
+    ``comparison.png`` (the middle frame, with the LR input) into ``output_dir``, both tagged
+    :data:`DEMO_TAG`: an earlier demo's are replaced, any other file of those names only with
+    ``force``.
 
     Args:
         size: ground-truth ``(width, height)``, each divisible by 4; the LR clip is a quarter.
@@ -188,10 +212,10 @@ def make_demo(
     out_dir = Path(output_dir)
     video, comparison_png = out_dir / "side_by_side.mp4", out_dir / "comparison.png"
     outputs = [
-        Output(path=video, label="demo output"),
-        Output(path=comparison_png, label="demo output"),
+        Output(path=video, label="demo output", own=is_demo_video),
+        Output(path=comparison_png, label="demo output", own=is_demo_png),
     ]
-    check_outputs(outputs, [model], force=True)  # each run replaces its own two files
+    check_outputs(outputs, [model], force=force)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir, ".demo.", "")  # work folders of an earlier, killed demo
     started = time.perf_counter()

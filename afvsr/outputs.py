@@ -5,7 +5,9 @@ before any work. An output that is an input, lies inside an input folder, or hol
 refused (``--force`` or not); paths are compared after resolving symlinks and ``..``, and files
 by device and inode too, so a hard link to an input is the input. An existing output is replaced
 only with ``force``, and only if it is what afvsr itself writes there: a regular file, or a folder
-that holds nothing but afvsr's frame outputs. Anything else is refused, naming it.
+that holds nothing but afvsr's frame outputs. Anything else is refused, naming it. A command that
+marks its files (a PNG's ``Software`` text chunk, a video's ``comment`` tag, a CSV's header)
+passes the check as ``Output.own``: an earlier file of its own is replaced without ``force``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +32,13 @@ _CLIP_FRAME_NAME = re.compile(r"\d{8}\.png")
 @dataclass(frozen=True, kw_only=True)
 class Output:
     """A path a command will write. ``label`` names it for the user ("output", "--out"); ``kind``
-    is one of :data:`KINDS`."""
+    is one of :data:`KINDS`; ``own(path)`` tells an earlier file this command wrote there (a
+    ``FILE``), which is replaced without ``force``."""
 
     path: Path
     label: str = "output"
     kind: str = FILE
+    own: Callable[[Path], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -138,7 +142,7 @@ def _check_replaceable(out: Output, *, force: bool) -> None:
             raise AfvsrError(f"{out.label} {path} is a folder; expected a file path")
         if path.exists() and not stat.S_ISREG(os.stat(path).st_mode):
             raise AfvsrError(f"{out.label} {path} is not a regular file; will not replace it")
-        if not force:
+        if not force and not (out.own is not None and out.own(path)):
             raise FileExistsError(f"output exists: {path} (use --force to overwrite)")
         return
     if not path.is_dir():
@@ -187,3 +191,29 @@ def check_outputs(
                 )
         _check_parent(out)
         _check_replaceable(out, force=force)
+
+
+def is_tagged_png(path: Path, software: str) -> bool:
+    """Whether ``path`` is a regular PNG file whose ``Software`` text chunk is ``software``."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        return False
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == software
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def is_tagged_video(path: Path, comment: str) -> bool:
+    """Whether ``path`` is a regular video file whose container ``comment`` tag is ``comment``."""
+    import av
+
+    if not path.is_file():
+        return False
+    try:
+        with av.open(str(path)) as container:
+            return container.metadata.get("comment") == comment
+    except (OSError, av.error.FFmpegError):
+        return False

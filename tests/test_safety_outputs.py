@@ -179,6 +179,24 @@ def test_demo_output_onto_the_model(tmp_path, capsys, model_file):
     refused(capsys, tmp_path, argv, "comparison.png is the input", inputs=[model_file])
 
 
+def test_demo_replaces_its_own_files_and_a_users_file_only_with_force(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "-o", out, "--model", "bicubic", "--frames", "2", "--size", "16x12", "--quiet"]
+    assert main([str(a) for a in argv]) == 0  # an earlier demo's two files ...
+    first = (out / "side_by_side.mp4").stat().st_mtime_ns
+    assert main([str(a) for a in argv]) == 0  # ... are replaced by the next run
+    assert (out / "side_by_side.mp4").stat().st_mtime_ns >= first
+    for name in ("side_by_side.mp4", "comparison.png"):
+        mine = out / name  # a user's files of the demo's names: a real video, a real PNG
+        if name.endswith(".mp4"):
+            make_video(mine, num_frames=2, audio=False)
+        else:
+            Image.new("RGB", (8, 8), "red").save(mine)
+        kept = mine.read_bytes()
+        refused(capsys, tmp_path, argv, f"output exists: {mine}", "--force", inputs=[mine])
+        assert main([str(a) for a in [*argv, "--force"]]) == 0 and mine.read_bytes() != kept
+
+
 def test_upscale_force_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     src = make_video(tmp_path / "in.mkv", num_frames=2, audio=False)
     videos = tmp_path / "Videos"

@@ -274,8 +274,8 @@ def run_table(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     # The table replaces its own earlier CSV; another file only with --force; an input never.
-    force = args.force or table.is_table_csv(out)
-    check_outputs([Output(path=out, label="--out")], args.results, force=force)
+    outputs = [Output(path=out, label="--out", own=table.is_table_csv)]
+    check_outputs(outputs, args.results, force=args.force)
     all_results = [table.read_results(p) for p in args.results]
     datasets = sorted({str(r["dataset"].get("name")) for r in all_results})
     if len(datasets) > 1:
@@ -468,8 +468,8 @@ def check_figure_output(args: argparse.Namespace) -> None:
     inputs.append(getattr(args, "model", None))
     if getattr(args, "data", None) is not None:
         inputs += data_inputs(args)
-    force = args.force or figures.is_afvsr_png(args.out)
-    check_outputs([Output(path=Path(args.out), label="--out")], inputs, force=force)
+    outputs = [Output(path=Path(args.out), label="--out", own=figures.is_afvsr_png)]
+    check_outputs(outputs, inputs, force=args.force)
 
 
 def run_figures(args: argparse.Namespace) -> int:

@@ -53,18 +53,12 @@ def save_png(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
     return path
 
 
-def is_afvsr_png(path: str | os.PathLike) -> bool:
+def is_afvsr_png(path: Path) -> bool:
     """Whether ``path`` is a PNG that :func:`save_png` wrote (its ``Software`` text chunk). An
     earlier figure is replaced without ``--force``; any other file is not."""
-    from PIL import Image, UnidentifiedImageError
+    from afvsr.outputs import is_tagged_png
 
-    if not Path(path).is_file():
-        return False
-    try:
-        with Image.open(path) as image:
-            return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
-    except (OSError, UnidentifiedImageError):
-        return False
+    return is_tagged_png(path, PNG_SOFTWARE)
 
 
 def _image(t) -> Any:

@@ -79,6 +79,7 @@ class VideoWriter:
         rotation: display rotation in degrees, counter-clockwise (0 = none).
         copy_streams: input audio/subtitle streams; their packets go through :meth:`copy_packet`.
         color_primaries, color_trc: the input's tags (2 = unspecified: use the standard's).
+        metadata: container tags, e.g. ``{"comment": "afvsr demo"}``.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class VideoWriter:
         color_primaries: int = UNSPECIFIED,
         color_trc: int = UNSPECIFIED,
         encoder_options: dict[str, str] | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         pix_fmt = encoder_pixel_format(codec)
@@ -127,6 +129,7 @@ class VideoWriter:
                 stream.set_display_rotation(rotation)
             self.stream = stream
             self._copies = self._add_copies(copy_streams)
+            self.container.metadata.update(metadata or {})
             self.container.start_encoding()  # header now: container/codec errors surface early
         except av.error.FFmpegError as exc:
             self.container.close()
