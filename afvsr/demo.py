@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 
 IMAGES = ("astronaut", "chelsea", "coffee")  # bundled with scikit-image (no download)
@@ -164,8 +165,6 @@ def write_comparison(path: Path, lq: Tensor, bicubic: Tensor, sr: Tensor, gt: Te
         ],
         zoom=2 if gt.shape[-1] <= 320 else 1,
     )
-    from PIL.PngImagePlugin import PngInfo
-
     tags = PngInfo()
     tags.add_text("Software", DEMO_TAG)
     with atomic_path(path) as tmp:
