@@ -17,6 +17,7 @@ from video_helpers import make_video
 
 import afvsr
 from afvsr.cli import main
+from afvsr.demo import is_demo_png, is_demo_video
 from afvsr.errors import AfvsrError
 from afvsr.models import BasicVSR
 from afvsr.outputs import CLIP_FRAMES, FRAMES, Output, check_outputs
@@ -182,10 +183,17 @@ def test_demo_output_onto_the_model(tmp_path, capsys, model_file):
 def test_demo_replaces_its_own_files_and_a_users_file_only_with_force(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "-o", out, "--model", "bicubic", "--frames", "2", "--size", "16x12", "--quiet"]
-    assert main([str(a) for a in argv]) == 0  # an earlier demo's two files ...
-    first = (out / "side_by_side.mp4").stat().st_mtime_ns
-    assert main([str(a) for a in argv]) == 0  # ... are replaced by the next run
-    assert (out / "side_by_side.mp4").stat().st_mtime_ns >= first
+    assert main([str(a) for a in argv]) == 0  # an earlier demo's two files, tagged as its own ...
+    video, png = out / "side_by_side.mp4", out / "comparison.png"
+    assert is_demo_video(video) and is_demo_png(png)
+    earlier = [tmp_path / f"earlier_{p.name}" for p in (video, png)]
+    for path, link in zip((video, png), earlier, strict=True):
+        os.link(path, link)  # holds the earlier file (and its inode) to compare with
+    assert main([str(a) for a in argv]) == 0  # ... are replaced (renamed over) by the next run
+    assert not any(os.path.samefile(p, e) for p, e in zip((video, png), earlier, strict=True))
+    assert is_demo_video(video) and is_demo_png(png)
+    for link in earlier:
+        link.unlink()
     for name in ("side_by_side.mp4", "comparison.png"):
         mine = out / name  # a user's files of the demo's names: a real video, a real PNG
         if name.endswith(".mp4"):
