@@ -434,7 +434,7 @@ def read_backbone_file(
     model: nn.Module, path: str | os.PathLike, *, families: tuple[str, ...]
 ) -> ModelFile:
     """The model file a backbone comes from: one of ``families``, with the model's residual
-    base (``upsample_mode``), so the warm-started modules compute what they did."""
+    base (``upsample_mode``) and flow mode, so the warm-started modules compute what they did."""
     found = read_model_file(path)
     if found.family not in families:
         raise AfvsrError(
@@ -446,6 +446,13 @@ def read_backbone_file(
         raise AfvsrError(
             f"{path}: the backbone adds a {theirs} residual base, the model a {ours} one: set "
             f'[model] upsample_mode = "{theirs}"'
+        )
+    theirs = found.kwargs.get("flow_mode", "two-way")
+    ours = model.kwargs.get("flow_mode", "two-way")
+    if theirs != ours:
+        raise AfvsrError(
+            f"{path}: the backbone was trained with {theirs} flow, {type(model).__name__} "
+            f"computes {ours} flow"
         )
     return found
 

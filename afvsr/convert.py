@@ -56,6 +56,11 @@ def afvsr_to_published(src: Path, dst: Path, layout: str) -> str:
             f"; note: this model adds a bicubic residual base, {layout}'s network a bilinear one, "
             "so its outputs there differ slightly from afvsr's"
         )
+    if found.kwargs.get("flow_mode", "two-way") != "two-way":
+        note += (
+            f"; its backward flow is derived from the forward one, {layout}'s network runs SPyNet "
+            "both ways, so its outputs there differ"
+        )
     if found.kwargs.get("boundary", "reference") != "reference":
         note += f"; IconVSR's clip ends are handled as {layout} does there, not mirrored"
     return f"{src}: {found.description} -> {dst} ({layout} layout){note}"

@@ -44,7 +44,7 @@ def parts(model: BasicVSR, lq: torch.Tensor, repeats: int) -> dict[str, float]:
     """Seconds of the flows, the propagation and the reconstruction of ``model(lq)``,
     ``lq (1, t, 3, h, w)``."""
     with torch.inference_mode():
-        flow = best_of(lambda: compute_flows(model.spynet, lq), repeats)
+        flow = best_of(lambda: compute_flows(model.spynet, lq, one_way=model.one_way), repeats)
         propagate = best_of(lambda: model.propagate(lq), repeats)
         whole = best_of(lambda: model(lq), repeats)
     return {

@@ -20,7 +20,13 @@ from afvsr.models import MODELS, BasicVSR
 EXAMPLES = {
     "bicubic": {"scale": 3},
     "spynet": {},
-    "basicvsr": {"mid_channels": 8, "num_blocks": 2, "scale": 2, "upsample_mode": "bilinear"},
+    "basicvsr": {
+        "mid_channels": 8,
+        "num_blocks": 2,
+        "scale": 2,
+        "upsample_mode": "bilinear",
+        "flow_mode": "one-way",
+    },
     "iconvsr": {
         "mid_channels": 8,
         "num_blocks": 1,

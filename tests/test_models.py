@@ -19,6 +19,7 @@ def tiny(name: str, scale: int = 4, **extra):
 
 VIDEO_MODELS = [
     ("basicvsr", {}),
+    ("basicvsr", {"flow_mode": "one-way"}),
     ("afvsr", {}),
     ("afvsr", {"num_heads": 2}),
     ("afvsr", {"rates": [1, 3, 5]}),
@@ -115,8 +116,12 @@ def test_basicvsr_propagates_information_both_ways():
     assert (a[:, 0] - b[:, 0]).abs().max() > 0
 
 
-def test_only_matches_full_propagation():
-    model = tiny("basicvsr").eval()
+@pytest.mark.parametrize("flow_mode", ["two-way", "one-way"])
+def test_only_matches_full_propagation(flow_mode):
+    model = tiny("basicvsr", flow_mode=flow_mode).eval()
+    with torch.no_grad():
+        for p in model.spynet.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # a real flow, not SPyNet's initial zeros
     lq = torch.rand(2, 5, 3, 12, 14)
     with torch.no_grad():
         full = model.propagate(lq)
@@ -157,7 +162,7 @@ def test_sliced_flow_and_reconstruction_match_one_call():
         (torch.rand(1, 0, 3, 16, 16), "non-empty"),
     ],
 )
-@pytest.mark.parametrize("name,extra", VIDEO_MODELS[:2] + [("bicubic", {})])
+@pytest.mark.parametrize("name,extra", VIDEO_MODELS[:3] + [("bicubic", {})])
 def test_bad_inputs_raise_value_error(name, extra, bad, match):
     with pytest.raises(ValueError, match=match):
         tiny(name, **extra)(bad)

@@ -25,8 +25,12 @@ from afvsr.models.common import (
 )
 from afvsr.models.spynet import SPyNet
 
+FLOW_MODES = ("two-way", "one-way")
 
-def compute_flows(spynet: SPyNet, lq: Tensor, *, only: int | None = None) -> tuple[Tensor, Tensor]:
+
+def compute_flows(
+    spynet: SPyNet, lq: Tensor, *, only: int | None = None, one_way: bool = False
+) -> tuple[Tensor, Tensor]:
     """Flows between neighbouring frames, all pairs in one batched SPyNet call.
 
     Args:
@@ -34,6 +38,10 @@ def compute_flows(spynet: SPyNet, lq: Tensor, *, only: int | None = None) -> tup
         only: if given, compute only the flows that propagation to frame ``only`` needs
             (backward pairs ``only..t-2``, forward pairs ``0..only-1``: half of them); the
             others are left zero.
+        one_way: run SPyNet once per pair (the forward flows, half the cost) and derive each
+            backward flow from its forward one: ``f_b(p) ≈ -f_f(p - f_f(p))`` (the forward flow
+            lives on frame i+1's grid, the backward one on frame i's). ``only`` is then ignored:
+            every pair's forward flow is needed anyway.
 
     Returns:
         ``flows_backward (b, t-1, 2, h, w)``: entry i is the flow from frame i to frame i+1, used to
@@ -42,9 +50,13 @@ def compute_flows(spynet: SPyNet, lq: Tensor, *, only: int | None = None) -> tup
         warp frame i's state onto frame i+1 (forward branch).
     """
     b, t, c, h, w = lq.shape
+    first = lq[:, :-1].reshape(-1, c, h, w)  # frames 0..t-2, (b*(t-1), 3, h, w)
+    second = lq[:, 1:].reshape(-1, c, h, w)  # frames 1..t-1
+    if one_way:
+        forward = spynet(second, first)  # (b*(t-1), 2, h, w): frame i+1 → frame i
+        backward = -flow_warp(forward, -forward, padding_mode="border")
+        return backward.view(b, t - 1, 2, h, w), forward.view(b, t - 1, 2, h, w)
     if only is None:
-        first = lq[:, :-1].reshape(-1, c, h, w)  # frames 0..t-2, (b*(t-1), 3, h, w)
-        second = lq[:, 1:].reshape(-1, c, h, w)  # frames 1..t-1
         # One call for both directions: twice the batch, no Python loop over frames.
         flows = spynet(torch.cat([first, second]), torch.cat([second, first]))
         flows_backward, flows_forward = flows.view(2, b, t - 1, 2, h, w).unbind(0)
@@ -144,9 +156,15 @@ class BidirectionalPropagation(nn.Module):
 
 
 def propagate(
-    spynet: SPyNet, propagation: BidirectionalPropagation, lq: Tensor, *, only: int | None = None
+    spynet: SPyNet,
+    propagation: BidirectionalPropagation,
+    lq: Tensor,
+    *,
+    only: int | None = None,
+    one_way: bool = False,
 ) -> Tensor:
-    """Flows then bidirectional propagation; see :meth:`BidirectionalPropagation.forward`."""
+    """Flows then bidirectional propagation; see :meth:`BidirectionalPropagation.forward`
+    (``one_way``: see :func:`compute_flows`)."""
     check_lq(lq)
     t = lq.shape[1]
     if only is not None and not 0 <= only < t:
@@ -154,7 +172,8 @@ def propagate(
     if t == 1:
         empty = lq.new_zeros(lq.shape[0], 0, 2, *lq.shape[-2:])
         return propagation(lq, empty, empty, only=only)
-    return propagation(lq, *compute_flows(spynet, lq, only=only), only=only)
+    flows = compute_flows(spynet, lq, only=only, one_way=one_way)
+    return propagation(lq, *flows, only=only)
 
 
 class BasicVSR(nn.Module):
@@ -162,7 +181,9 @@ class BasicVSR(nn.Module):
 
     ``upsample_mode`` is the residual base of the reconstruction: ``"bilinear"`` as in BasicSR's
     and mmagic's BasicVSR (their published weights load with it), ``"bicubic"`` (default) as
-    afvsr's own weights were trained.
+    afvsr's own weights were trained. ``flow_mode``: ``"two-way"`` (default, the paper's) runs
+    SPyNet in both directions of each frame pair; ``"one-way"`` runs it once per pair and derives
+    the backward flow by warping the forward one (half the flow's cost; see :func:`compute_flows`).
     """
 
     # How the model runs over a clip (see afvsr.models).
@@ -177,6 +198,7 @@ class BasicVSR(nn.Module):
         num_blocks: int = 30,
         scale: int = 4,
         upsample_mode: str = "bicubic",
+        flow_mode: str = "two-way",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
@@ -184,7 +206,10 @@ class BasicVSR(nn.Module):
             raise ValueError(
                 f"expected mid_channels >= 1 and num_blocks >= 0, got {mid_channels}, {num_blocks}"
             )
+        if flow_mode not in FLOW_MODES:
+            raise ValueError(f"expected flow_mode in {FLOW_MODES}, got {flow_mode!r}")
         self.kwargs = constructor_kwargs(BasicVSR.__init__, locals())
+        self.one_way = flow_mode == "one-way"
         self.scale = check_scale(scale)
         self.spynet = spynet if spynet is not None else SPyNet()
         self.propagation = BidirectionalPropagation(
@@ -199,7 +224,7 @@ class BasicVSR(nn.Module):
 
         With ``only=i``, the features of frame i alone, ``(b, mid_channels, h, w)``, at half the cost.
         """
-        return propagate(self.spynet, self.propagation, lq, only=only)
+        return propagate(self.spynet, self.propagation, lq, only=only, one_way=self.one_way)
 
     def forward(self, lq: Tensor, *, frames: slice | None = None) -> Tensor:
         """``lq (b, t, 3, h, w)`` in [0, 1] → ``(b, t, 3, scale*h, scale*w)``, every frame; with

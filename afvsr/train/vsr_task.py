@@ -56,6 +56,7 @@ from afvsr.evaluation.evaluate import evaluate
 from afvsr.imresize import imresize
 from afvsr.models import Bicubic, build_model
 from afvsr.schema import ConfigError, Field
+from afvsr.train.grow import load_grown_basicvsr
 from afvsr.train.task import ModuleGroup, Task, ValResult, charbonnier
 
 SEQUENCE_MODELS = ("basicvsr", "iconvsr")
@@ -118,6 +119,11 @@ class VSRTask(Task):
         ),
         "init_checkpoint": Field(
             "", help="every weight from a model file (or shipped name) of the same family"
+        ),
+        "init_grow": Field(
+            False,
+            help="basicvsr: init_checkpoint may have fewer blocks (added ones start as "
+            "identities) or the other flow_mode",
         ),
         "extractor_checkpoint": Field(
             "",
@@ -203,6 +209,11 @@ class VSRTask(Task):
             raise ConfigError(
                 f"[train] extractor_checkpoint fills IconVSR's extractor; model {name} has none"
             )
+        if tcfg["init_grow"] and (name != "basicvsr" or not tcfg["init_checkpoint"]):
+            raise ConfigError(
+                "[train] init_grow starts a basicvsr from init_checkpoint: set both, "
+                f'[model] name = "basicvsr" (got {name})'
+            )
         parts = ("spynet_checkpoint", "backbone_checkpoint", "extractor_checkpoint")
         if tcfg["init_checkpoint"] and any(tcfg[k] for k in parts):
             raise ConfigError(
@@ -222,7 +233,9 @@ class VSRTask(Task):
                     f"[train] {key}: no file {tcfg[key]} (train that stage first, or "
                     f"--set train.{key}='\"\"' to start without it)"
                 )
-        if tcfg["init_checkpoint"]:
+        if tcfg["init_grow"]:
+            load_grown_basicvsr(model, tcfg["init_checkpoint"])
+        elif tcfg["init_checkpoint"]:
             load_whole_model(model, tcfg["init_checkpoint"], self.cfg["model"]["name"])
         if tcfg["spynet_checkpoint"]:
             load_spynet(model, tcfg["spynet_checkpoint"])
