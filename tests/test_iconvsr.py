@@ -39,6 +39,7 @@ def test_default_parameter_count_and_layout():
         # recorded since issue #19 (published weights: "bilinear", "reference")
         "upsample_mode": "bicubic",
         "boundary": "mirror",
+        "flow_mode": "two-way",
     }
 
 

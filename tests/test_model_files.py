@@ -35,6 +35,7 @@ EXAMPLES = {
         "temporal_padding": 1,
         "upsample_mode": "bilinear",
         "boundary": "reference",
+        "flow_mode": "one-way",
     },
     "afvsr": {
         "mid_channels": 8,
@@ -46,6 +47,7 @@ EXAMPLES = {
         "group_fusion": "attention",
         "residual_fusion": True,
         "upsample_mode": "bilinear",
+        "flow_mode": "one-way",
     },
 }
 

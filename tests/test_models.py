@@ -24,6 +24,7 @@ VIDEO_MODELS = [
     ("afvsr", {"num_heads": 2}),
     ("afvsr", {"rates": [1, 3, 5]}),
     ("afvsr", {"rates": [2], "window": 3}),
+    ("afvsr", {"flow_mode": "one-way"}),
 ]
 if "iconvsr" in MODELS:
     VIDEO_MODELS.append(("iconvsr", {}))

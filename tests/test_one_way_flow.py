@@ -1,4 +1,4 @@
-"""BasicVSR's ``flow_mode = "one-way"``: SPyNet once per frame pair, the backward flow derived
+"""``flow_mode = "one-way"`` (BasicVSR, IconVSR, AFVSR): SPyNet once per frame pair, the backward flow derived
 from the forward one by warping (``afvsr.models.basicvsr.compute_flows``)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from afvsr.models import BasicVSR
+from afvsr.models import BasicVSR, build_model
 from afvsr.models.basicvsr import compute_flows
 
 
@@ -66,9 +66,10 @@ def test_two_way_is_the_default_and_one_way_halves_the_spynet_pairs():
     assert 0 < (a - b).abs().max() < 0.5  # the same weights, a close but different flow
 
 
-def test_an_unknown_flow_mode_is_refused():
+@pytest.mark.parametrize("family", ["basicvsr", "iconvsr", "afvsr"])
+def test_an_unknown_flow_mode_is_refused(family):
     with pytest.raises(ValueError, match=r"expected flow_mode in \('two-way', 'one-way'\)"):
-        BasicVSR(mid_channels=4, num_blocks=1, flow_mode="both")
+        build_model(family, mid_channels=8, num_blocks=1, flow_mode="both")
 
 
 def test_a_one_way_file_is_refused_as_a_two_way_backbone_and_noted_on_convert(tmp_path, capsys):
@@ -78,9 +79,20 @@ def test_a_one_way_file_is_refused_as_a_two_way_backbone_and_noted_on_convert(tm
     from afvsr.models import AFVSR
 
     path = tmp_path / "one_way.safetensors"
-    save_model(BasicVSR(mid_channels=64, num_blocks=1, flow_mode="one-way"), path)
+    backbone = BasicVSR(mid_channels=64, num_blocks=1, flow_mode="one-way")
+    with torch.no_grad():
+        for p in backbone.parameters():
+            p.add_(0.02 * torch.randn_like(p))  # a real flow, not SPyNet's initial zeros
+    save_model(backbone, path)
     with pytest.raises(AfvsrError, match="trained with one-way flow, AFVSR computes two-way flow"):
         load_backbone(AFVSR(num_blocks=1, rates=(1, 2), window=3), path)
+    # A one-way AFVSR takes it, and its rate-1 group is the backbone's own propagation.
+    method = AFVSR(num_blocks=1, rates=(1, 2), window=3, flow_mode="one-way")
+    load_backbone(method, path)
+    lq = torch.rand(1, 4, 3, 12, 16)
+    with torch.no_grad():
+        own = backbone.eval().propagate(lq)
+        assert torch.allclose(method.eval().sequence_features(lq)[:, :, 0], own, atol=1e-6)
     assert main(["convert", str(path), str(tmp_path / "b.pth"), "--to", "basicsr"]) == 0
     said = capsys.readouterr().out
     assert "its backward flow is derived from the forward one" in said

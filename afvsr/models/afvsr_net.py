@@ -25,7 +25,12 @@ from afvsr.models.attention import (
     MultiHeadAttentionFusion,
     SingleHeadAttentionFusion,
 )
-from afvsr.models.basicvsr import BidirectionalPropagation, compute_flows, propagate
+from afvsr.models.basicvsr import (
+    BidirectionalPropagation,
+    check_flow_mode,
+    compute_flows,
+    propagate,
+)
 from afvsr.models.common import (
     Reconstruction,
     check_lq,
@@ -69,7 +74,8 @@ class AFVSR(nn.Module):
     ``group_fusion="mean"`` replaces it by the mean over groups (no parameters): the ablation that
     tells the attention's gain from the rest of stage 2. ``upsample_mode``: the reconstruction's
     residual base, as in :class:`~afvsr.models.basicvsr.BasicVSR` (``"bilinear"`` to start from a
-    published BasicVSR). ``residual_fusion``: the attention's result is added to the first
+    published BasicVSR); ``flow_mode`` as there too (``"one-way"``: SPyNet once per frame pair).
+    ``residual_fusion``: the attention's result is added to the first
     group's feature (rate 1 in every preset: the backbone's own) instead of replacing it, and
     starts at zero, so stage 2 starts exactly at its backbone (not in the paper; the same
     parameters and names).
@@ -92,10 +98,12 @@ class AFVSR(nn.Module):
         group_fusion: str = "attention",
         residual_fusion: bool = False,
         upsample_mode: str = "bicubic",
+        flow_mode: str = "two-way",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
         rates = check_afvsr_args(rates, window, num_heads, group_fusion, residual_fusion)
+        self.one_way = check_flow_mode(flow_mode)
         self.kwargs = constructor_kwargs(AFVSR.__init__, locals())
         self.scale = check_scale(scale)
         self.rates, self.window, self.num_heads = rates, window, num_heads
@@ -148,7 +156,9 @@ class AFVSR(nn.Module):
                 f"expected {len(self.rates)} groups of {self.window} frames, got {g} of {w_}"
             )
         clips = lq_groups.reshape(b * g, w_, c, h, w)
-        feats = propagate(self.spynet, self.propagation, clips, only=w_ // 2)  # (b*G, mid, h, w)
+        feats = propagate(
+            self.spynet, self.propagation, clips, only=w_ // 2, one_way=self.one_way
+        )  # (b*G, mid, h, w)
         fused, maps = self.attention(feats.view(b, g, -1, h, w), return_attention=return_attention)
         out = self.reconstruction(fused, lq_groups[:, 0, w_ // 2])
         return (out, maps) if return_attention else out
@@ -174,7 +184,9 @@ class AFVSR(nn.Module):
                 continue
             first_group[r] = g
             for p in range(min(r, t)):
-                out[:, p::r, g] = propagate(self.spynet, self.propagation, lq[:, p::r])
+                out[:, p::r, g] = propagate(
+                    self.spynet, self.propagation, lq[:, p::r], one_way=self.one_way
+                )
         return out  # (b, t, G, mid_channels, h, w)
 
     def fuse_and_reconstruct(
@@ -210,7 +222,8 @@ class AFVSR(nn.Module):
                 if sub.shape[1] == 1:
                     fb = ff = sub.new_zeros(sub.shape[0], 0, 2, *sub.shape[-2:])
                 else:
-                    fb, ff = compute_flows(self.spynet, sub)  # (b, t_p - 1, 2, h, w) each
+                    # (b, t_p - 1, 2, h, w) each
+                    fb, ff = compute_flows(self.spynet, sub, one_way=self.one_way)
                 backward = self.propagation.backward_features(sub, fb)
                 streams[(r, p)] = (backward, self.propagation.forward_states(sub, ff))
         return streams

@@ -28,6 +28,13 @@ from afvsr.models.spynet import SPyNet
 FLOW_MODES = ("two-way", "one-way")
 
 
+def check_flow_mode(mode: str) -> bool:
+    """Whether ``mode`` (one of :data:`FLOW_MODES`) is one-way; ValueError for another."""
+    if mode not in FLOW_MODES:
+        raise ValueError(f"expected flow_mode in {FLOW_MODES}, got {mode!r}")
+    return mode == "one-way"
+
+
 def compute_flows(
     spynet: SPyNet, lq: Tensor, *, only: int | None = None, one_way: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -206,10 +213,8 @@ class BasicVSR(nn.Module):
             raise ValueError(
                 f"expected mid_channels >= 1 and num_blocks >= 0, got {mid_channels}, {num_blocks}"
             )
-        if flow_mode not in FLOW_MODES:
-            raise ValueError(f"expected flow_mode in {FLOW_MODES}, got {flow_mode!r}")
+        self.one_way = check_flow_mode(flow_mode)
         self.kwargs = constructor_kwargs(BasicVSR.__init__, locals())
-        self.one_way = flow_mode == "one-way"
         self.scale = check_scale(scale)
         self.spynet = spynet if spynet is not None else SPyNet()
         self.propagation = BidirectionalPropagation(

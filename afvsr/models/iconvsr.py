@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from afvsr.models.basicvsr import compute_flows
+from afvsr.models.basicvsr import check_flow_mode, compute_flows
 from afvsr.models.common import (
     Reconstruction,
     ResidualBlocksWithInputConv,
@@ -125,7 +125,7 @@ class IconVSR(nn.Module):
     Submodules: ``spynet`` (SPyNet), ``extractor`` (EDVRFeatureExtractor, the information-refill),
     ``propagation`` (CoupledPropagation, with the refill fusion convs), ``reconstruction``
     (Reconstruction). ``mid_channels`` must be a multiple of 8 (the extractor's deformable groups).
-    ``upsample_mode``: the reconstruction's residual base, as in :class:`BasicVSR`.
+    ``upsample_mode``: the reconstruction's residual base, and ``flow_mode``, as in :class:`BasicVSR`.
     ``boundary``: ``"mirror"`` (afvsr's, any clip) or ``"reference"`` (BasicSR's and mmagic's,
     which their published weights were trained with): see :meth:`keyframe_windows`, and frames
     reflect-padded to a multiple of 4 for the whole network, then cropped.
@@ -146,6 +146,7 @@ class IconVSR(nn.Module):
         temporal_padding: int = 2,
         upsample_mode: str = "bicubic",
         boundary: str = "mirror",
+        flow_mode: str = "two-way",
         spynet: SPyNet | None = None,
     ) -> None:
         super().__init__()
@@ -161,6 +162,7 @@ class IconVSR(nn.Module):
             )
         if boundary not in BOUNDARIES:
             raise ValueError(f"expected boundary in {BOUNDARIES}, got {boundary!r}")
+        self.one_way = check_flow_mode(flow_mode)
         self.kwargs = constructor_kwargs(IconVSR.__init__, locals())
         self.boundary = boundary
         self.scale = check_scale(scale)
@@ -222,7 +224,7 @@ class IconVSR(nn.Module):
         if lq.shape[1] == 1:
             empty = lq.new_zeros(lq.shape[0], 0, 2, *lq.shape[-2:])
             return empty, empty
-        return compute_flows(self.spynet, lq)
+        return compute_flows(self.spynet, lq, one_way=self.one_way)
 
     def propagate(self, lq: Tensor) -> Tensor:
         """``lq (b, t, 3, h, w)`` → features ``(b, t, mid_channels, h, w)`` for reconstruction."""
