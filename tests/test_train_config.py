@@ -50,6 +50,7 @@ def test_resolved_config_fills_every_default(tmp_path, frames):
         "num_blocks": 1,
         "scale": 4,
         "upsample_mode": "bicubic",  # a constructor argument since issue #19
+        "flow_mode": "two-way",
     }
     assert cfg["data"]["samples"] == "sequence" and cfg["data"]["patch_size"] == 8
     assert cfg["run"]["task"] == "vsr"

@@ -71,6 +71,7 @@ def test_loss_goes_down_and_the_run_folder_is_complete(tmp_path, frames):
         "num_blocks": 1,
         "scale": 4,
         "upsample_mode": "bicubic",
+        "flow_mode": "two-way",
     }
     assert type(best).__name__ == "BasicVSR"
     out = final(torch.rand(1, 2, 3, 8, 8))
