@@ -23,6 +23,7 @@ N = 3  # frames per exported chunk
 SIZES = [(12, 20), (19, 9)]
 EXPORTED = {
     "basicvsr": ("basicvsr", {}),
+    "basicvsr-one-way": ("basicvsr", {"flow_mode": "one-way"}),
     "afvsr": ("afvsr", {}),
     "afvsr-2heads": ("afvsr", {"num_heads": 2}),
 }
