@@ -1,5 +1,5 @@
-"""``flow_mode = "one-way"`` (BasicVSR, IconVSR, AFVSR): SPyNet once per frame pair, the backward flow derived
-from the forward one by warping (``afvsr.models.basicvsr.compute_flows``)."""
+"""``flow_mode = "one-way"`` (BasicVSR, IconVSR, AFVSR): SPyNet once per frame pair, the backward
+flow derived from the forward one by warping (``afvsr.models.basicvsr.compute_flows``)."""
 
 from __future__ import annotations
 
