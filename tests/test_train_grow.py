@@ -74,10 +74,15 @@ def test_a_training_run_grows_and_switches_the_flow_mode(tmp_path, frames):
 
 def test_refusals_are_one_line(tmp_path, frames):
     _, path = _trained(tmp_path, num_blocks=2)
-    with pytest.raises(AfvsrError, match=r"the file has 2 blocks per branch, \[model\] num_blocks"):
+    with pytest.raises(
+        AfvsrError, match=r"the file has 2 blocks per branch, \[model\] num_blocks"
+    ) as deeper:
         load_grown_basicvsr(BasicVSR(mid_channels=4, num_blocks=1), str(path))
-    with pytest.raises(AfvsrError, match=r"the file has mid_channels = 4, \[model\] has 8"):
+    with pytest.raises(
+        AfvsrError, match=r"the file has mid_channels = 4, \[model\] has 8"
+    ) as wider:
         load_grown_basicvsr(BasicVSR(mid_channels=8, num_blocks=3), str(path))
+    assert "\n" not in str(deeper.value) and "\n" not in str(wider.value)
     with pytest.raises(AfvsrError, match="init_grow starts a basicvsr from init_checkpoint"):
         tiny_trainer(tmp_path, frames, train={"init_grow": True})
     with pytest.raises(AfvsrError, match=r'\[model\] name = "basicvsr" \(got iconvsr\)'):

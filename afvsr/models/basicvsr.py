@@ -56,6 +56,8 @@ def compute_flows(
         ``flows_forward (b, t-1, 2, h, w)``: entry i is the flow from frame i+1 to frame i, used to
         warp frame i's state onto frame i+1 (forward branch).
     """
+    if only is not None and not one_way:
+        return _flows_to(spynet, lq, only)
     b, t, c, h, w = lq.shape
     first = lq[:, :-1].reshape(-1, c, h, w)  # frames 0..t-2, (b*(t-1), 3, h, w)
     second = lq[:, 1:].reshape(-1, c, h, w)  # frames 1..t-1
@@ -63,11 +65,16 @@ def compute_flows(
         forward = spynet(second, first)  # (b*(t-1), 2, h, w): frame i+1 → frame i
         backward = -flow_warp(forward, -forward, padding_mode="border")
         return backward.view(b, t - 1, 2, h, w), forward.view(b, t - 1, 2, h, w)
-    if only is None:
-        # One call for both directions: twice the batch, no Python loop over frames.
-        flows = spynet(torch.cat([first, second]), torch.cat([second, first]))
-        flows_backward, flows_forward = flows.view(2, b, t - 1, 2, h, w).unbind(0)
-        return flows_backward, flows_forward
+    # One call for both directions: twice the batch, no Python loop over frames.
+    flows = spynet(torch.cat([first, second]), torch.cat([second, first]))
+    flows_backward, flows_forward = flows.view(2, b, t - 1, 2, h, w).unbind(0)
+    return flows_backward, flows_forward
+
+
+def _flows_to(spynet: SPyNet, lq: Tensor, only: int) -> tuple[Tensor, Tensor]:
+    """Two-way flows for propagation to frame ``only`` alone (see :func:`compute_flows`): one
+    SPyNet call over the pairs each branch needs, the others left zero."""
+    b, t, c, h, w = lq.shape
     nb, nf = t - 1 - only, only  # pairs needed by each branch
     ref = torch.cat([lq[:, only:-1], lq[:, 1 : only + 1]], dim=1).reshape(-1, c, h, w)
     supp = torch.cat([lq[:, only + 1 :], lq[:, :only]], dim=1).reshape(-1, c, h, w)

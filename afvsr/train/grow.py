@@ -9,8 +9,6 @@ changes how the flows are computed, not any tensor.
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import nn
 
@@ -26,7 +24,6 @@ from afvsr.models.basicvsr import BasicVSR
 # What may differ between the file and the model: depth (the model's at least the file's) and
 # the flow mode. Everything else (width, scale, residual base) must agree.
 GROWABLE = ("num_blocks", "flow_mode")
-BLOCK_KEY = re.compile(r"propagation\.(backward|forward)_branch\.blocks\.(\d+)\.")
 
 
 def load_grown_basicvsr(model: nn.Module, name_or_path: str) -> list[str]:
@@ -57,25 +54,23 @@ def load_grown_basicvsr(model: nn.Module, name_or_path: str) -> list[str]:
     if mismatch is not None:
         name, value, mine = mismatch
         raise AfvsrError(f"{path}: the file has {name} = {value!r}, [model] has {mine!r}")
+    blocks = [
+        f"propagation.{branch}_branch.blocks.{i}"
+        for branch in ("backward", "forward")
+        for i in range(theirs, ours)
+    ]
     state = model.state_dict()
-    added = {k for k in state if (m := BLOCK_KEY.match(k)) and int(m[2]) >= theirs}
-    kept = {k: v for k, v in state.items() if k not in added}
+    prefixes = tuple(f"{name}." for name in blocks)
+    kept = {k: v for k, v in state.items() if not k.startswith(prefixes)}
     check_tensor_shapes(
         {k: tuple(v.shape) for k, v in kept.items()},
         {k: tuple(v.shape) for k, v in found.tensors.items()},
         source=path,
     )
     model.load_state_dict({**state, **found.tensors}, strict=True)
-    blocks = sorted({k.rsplit(".", 2)[0] for k in added}, key=_block_order)
     with torch.no_grad():
         for name in blocks:
             conv2 = model.get_submodule(name).conv2
             conv2.weight.zero_()
             conv2.bias.zero_()
     return blocks
-
-
-def _block_order(name: str) -> tuple[str, int]:
-    """``"propagation.forward_branch.blocks.7"`` → ``("propagation.forward_branch", 7)``."""
-    branch, _, index = name.rpartition(".blocks.")
-    return branch, int(index)
