@@ -12,7 +12,8 @@ from afvsr.checkpoint import load_model, save_model
 from afvsr.errors import AfvsrError
 from afvsr.models import build_model
 from afvsr.train.config import resolve_config
-from afvsr.train.loop import Trainer, lr_at, train
+from afvsr.train.loop import Trainer, train
+from afvsr.train.schedule import lr_at
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from afvsr.checkpoint import load_model
 from afvsr.errors import AfvsrError
 from afvsr.train import state as train_state
 from afvsr.train.config import resolve_config
-from afvsr.train.loop import ema_decay_at, train
+from afvsr.train.loop import train
+from afvsr.train.schedule import ema_decay_at
 from afvsr.train.state import read_checkpoint
 from afvsr.train.vsr_task import VSRTask
 

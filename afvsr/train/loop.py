@@ -59,6 +59,7 @@ from afvsr.train.logbook import (
     setup_logging,
 )
 from afvsr.train.sampler import SeededSamples, StepBatchSampler, derive_seed, worker_init_fn
+from afvsr.train.schedule import ema_decay_at, lr_at
 from afvsr.train.state import (
     CheckpointError,
     check_meta,
@@ -71,26 +72,8 @@ from afvsr.train.state import (
     restore_checkpoint,
     save_checkpoint,
 )
-from afvsr.train.task import ModuleGroup, Task
+from afvsr.train.task import Task, check_groups
 from afvsr.train.tasks import TASKS
-
-
-def lr_at(step: int, base_lr: float, train_cfg: dict[str, Any]) -> float:
-    """Learning rate of a group with ``base_lr`` for optimizer step ``step`` (0-based).
-
-    Linear warm-up over ``warmup_iters`` steps (``base_lr * (step + 1) / warmup_iters``), then
-    ``constant``, or ``cosine``: ``eta_min + (base_lr - eta_min) * (1 + cos(pi * p)) / 2`` with
-    ``p`` going from 0 (first step after warm-up) to 1 (after the last step), as PyTorch's
-    ``CosineAnnealingLR`` with ``T_max`` = the steps after warm-up.
-    """
-    warmup, total = train_cfg["warmup_iters"], train_cfg["iterations"]
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    if train_cfg["scheduler"] == "constant":
-        return base_lr
-    eta_min = min(train_cfg["eta_min"], base_lr)
-    progress = (step - warmup) / max(1, total - warmup)
-    return eta_min + (base_lr - eta_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def training_device(name: str, local_rank: int) -> torch.device:
@@ -114,17 +97,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def ema_decay_at(updates: int, decay: float, *, warmup: bool) -> float:
-    """The EMA's decay at its ``updates``-th update (1, 2, …): ``decay``, or with ``warmup``
-    ``min(decay, (1 + updates) / (10 + updates))`` (TensorFlow's ExponentialMovingAverage given
-    ``num_updates``: 0.18 at the first update, 0.9 at the 80th), so the starting weights fade out
-    within the first hundreds of steps instead of holding ``decay ** updates`` of the average
-    (13 % after 1,000 steps at 0.998)."""
-    if not warmup:
-        return decay
-    return min(decay, (1 + updates) / (10 + updates))
-
-
 class _TaskForward(nn.Module):
     """What DDP wraps: ``forward(batch)`` runs the task's loss on the bare model.
 
@@ -139,23 +111,6 @@ class _TaskForward(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         return self.task.loss(self.model, batch)
-
-
-def check_groups(model: nn.Module, groups: list[ModuleGroup]) -> None:
-    """Every parameter of ``model`` in exactly one group, else ValueError naming it."""
-    owner: dict[int, str] = {}
-    for group in groups:
-        for p in group.parameters():
-            if id(p) in owner:
-                name = next(n for n, q in model.named_parameters() if q is p)
-                raise ValueError(
-                    f"parameter {name} is in groups '{owner[id(p)]}' and '{group.name}'; "
-                    "expected each parameter in exactly one group"
-                )
-            owner[id(p)] = group.name
-    for name, p in model.named_parameters():
-        if id(p) not in owner:
-            raise ValueError(f"parameter {name} is in no parameter group")
 
 
 class Trainer:

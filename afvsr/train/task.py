@@ -116,3 +116,20 @@ class Task:
     def validate(self, model: nn.Module, device: torch.device) -> ValResult:
         """Validation metrics (must contain ``best_metric``); model in eval mode, no grad."""
         raise NotImplementedError
+
+
+def check_groups(model: nn.Module, groups: list[ModuleGroup]) -> None:
+    """Every parameter of ``model`` in exactly one group, else ValueError naming it."""
+    owner: dict[int, str] = {}
+    for group in groups:
+        for p in group.parameters():
+            if id(p) in owner:
+                name = next(n for n, q in model.named_parameters() if q is p)
+                raise ValueError(
+                    f"parameter {name} is in groups '{owner[id(p)]}' and '{group.name}'; "
+                    "expected each parameter in exactly one group"
+                )
+            owner[id(p)] = group.name
+    for name, p in model.named_parameters():
+        if id(p) not in owner:
+            raise ValueError(f"parameter {name} is in no parameter group")
