@@ -63,7 +63,7 @@ COMMANDS: dict[str, Command] = {
         "run_table",
     ),
     "figures": Command(
-        "afvsr.evaluation.cli",
+        "afvsr.evaluation.figures_cli",
         "attention-map, comparison and training-curve figures",
         "add_figures_arguments",
         "run_figures",
