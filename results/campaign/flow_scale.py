@@ -1,8 +1,9 @@
 """What alignment is worth to a trained model: PSNR-Y with SPyNet's flow multiplied by ``k``.
 
 ``k = 1`` is the model as it is, ``k = 0`` propagates without alignment (every warp the
-identity); the difference is what the model gets from its flow on that clip set. BI ×4 from the
-ground-truth frames of a folder dataset, every frame, fp32, as ``afvsr eval`` scores it.
+identity); the difference is what the model gets from its flow on that clip set. BI at the
+model's scale from the ground-truth frames of a folder dataset, every frame, fp32, as
+``afvsr eval`` scores it.
 
     python results/campaign/flow_scale.py MODEL DATA [--k 0 1] [--threads 1]
 
@@ -35,9 +36,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dataset = open_eval_dataset(args.data, scale=4, root=None, lq=None, gt_downscale=1)
+    scale = afvsr.load_model(args.model).scale
+    dataset = open_eval_dataset(args.data, scale=scale, root=None, lq=None, gt_downscale=1)
     for k in args.k:
-        model = afvsr.load_model(args.model)
+        model = afvsr.load_model(args.model)  # fresh each time: scale_flow patches it
         scale_flow(model, k)
         psnr_y = evaluate(model, dataset, precision="fp32")["mean"]["psnr_y"]
         row = {"model": args.model, "data": args.data, "k": k, "psnr_y": round(psnr_y, 3)}
