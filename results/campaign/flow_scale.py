@@ -22,9 +22,9 @@ from afvsr.data import open_eval_dataset
 from afvsr.evaluation.evaluate import evaluate
 
 
-def scale_flow(model: torch.nn.Module, k: float) -> None:
-    """Make ``model.spynet(ref, supp)`` return ``k`` times its flow ``(n, 2, h, w)``."""
-    flow = model.spynet.forward
+def scale_flow(model: torch.nn.Module, flow, k: float) -> None:
+    """Make ``model.spynet(ref, supp)`` return ``k`` times ``flow(ref, supp)`` ``(n, 2, h, w)``,
+    ``flow`` being SPyNet's own forward."""
     model.spynet.forward = lambda ref, supp: flow(ref, supp) * k
 
 
@@ -36,11 +36,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    scale = afvsr.load_model(args.model).scale
-    dataset = open_eval_dataset(args.data, scale=scale, root=None, lq=None, gt_downscale=1)
+    model = afvsr.load_model(args.model)
+    flow = model.spynet.forward
+    dataset = open_eval_dataset(args.data, scale=model.scale, root=None, lq=None, gt_downscale=1)
     for k in args.k:
-        model = afvsr.load_model(args.model)  # fresh each time: scale_flow patches it
-        scale_flow(model, k)
+        scale_flow(model, flow, k)
         psnr_y = evaluate(model, dataset, precision="fp32")["mean"]["psnr_y"]
         row = {"model": args.model, "data": args.data, "k": k, "psnr_y": round(psnr_y, 3)}
         print(json.dumps(row), flush=True)
